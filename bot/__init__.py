@@ -1,0 +1,1 @@
+"""cpubot: how hot is this EC2 instance, and one SMS when it runs hot."""

@@ -1,0 +1,177 @@
+"""The HTTP adapter: the original ``/check_cpu`` route and health probes, on FastAPI.
+
+Checks run in worker threads, so the event loop keeps serving while they wait on
+AWS and Twilio. Errors from the core are translated into statuses here, once.
+"""
+
+import hmac
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import anyio.to_thread
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from bot.config import Settings
+from bot.core import Checker, build_checker
+from bot.errors import (
+    AccessDenied,
+    AwsError,
+    AwsUnavailable,
+    CpuBotError,
+    InvalidInput,
+    NoData,
+    NotAllowed,
+    NotAuthenticated,
+    StoreUnavailable,
+)
+from bot.models import Requester
+from bot.schemas import CheckOut, ErrorOut
+
+log = logging.getLogger(__name__)
+
+WORKER_THREADS = 100
+STATUS_OF: list[tuple[type[CpuBotError], int]] = [
+    (InvalidInput, 400),
+    (NotAuthenticated, 401),
+    (NotAllowed, 403),
+    (AccessDenied, 403),
+    (NoData, 404),
+    (AwsUnavailable, 503),
+    (StoreUnavailable, 503),
+    (AwsError, 502),
+]
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "A malformed field, named in the detail."},
+    401: {"model": ErrorOut, "description": "No or wrong bearer token."},
+    403: {"model": ErrorOut, "description": "Account not allowed, or AWS refused."},
+    404: {"model": ErrorOut, "description": "CloudWatch has no CPU data."},
+    500: {"model": ErrorOut, "description": "Unexpected; a reference for the logs."},
+    502: {"model": ErrorOut, "description": "AWS answered with another error."},
+    503: {"model": ErrorOut, "description": "AWS throttled or timed out; retry."},
+}
+
+bearer = HTTPBearer(auto_error=False, description="A token from API_TOKENS.")
+
+
+def create_app(settings: Settings, checker: Checker | None = None) -> FastAPI:
+    """Return the web application, building the core from settings unless given."""
+    core = checker or build_checker(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
+        yield
+
+    app = FastAPI(
+        title="cpubot",
+        summary="How hot is this EC2 instance? One SMS when it runs hot.",
+        version="1.0",
+        lifespan=lifespan,
+    )
+    app.state.checker = core
+    _add_error_handlers(app)
+    _add_routes(app, settings, core)
+    return app
+
+
+def _add_routes(app: FastAPI, settings: Settings, core: Checker) -> None:
+    def authenticate(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Requester:
+        return Requester("api", token_name(settings, credentials))
+
+    @app.get(
+        "/check_cpu/{account_id}/{role_name}/{instance_id}/{phone_number}",
+        response_model=CheckOut,
+        responses=ERROR_RESPONSES,
+        tags=["checks"],
+    )
+    async def check_cpu(
+        account_id: str,
+        role_name: str,
+        instance_id: str,
+        phone_number: str,
+        requester: Annotated[Requester, Depends(authenticate)],
+        region: str | None = None,
+        threshold: str | None = None,
+    ) -> CheckOut:
+        """Check an instance's CPU and text the number once when it runs hot."""
+        request = core.request(
+            account_id, role_name, instance_id, phone_number, region, threshold
+        )
+        result = await run_in_threadpool(core.check, request, requester)
+        return CheckOut.from_result(result)
+
+    @app.get("/healthz", tags=["probes"])
+    async def healthz() -> dict[str, str]:
+        """Say the process is alive."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["probes"], responses={503: {"model": ErrorOut}})
+    async def readyz() -> dict[str, str]:
+        """Say the process can serve checks: its database answers."""
+        await run_in_threadpool(core.store.ping)
+        return {"status": "ready"}
+
+
+def token_name(
+    settings: Settings, credentials: HTTPAuthorizationCredentials | None
+) -> str:
+    """Return the name of the presented token, comparing in constant time."""
+    if not settings.api_tokens:
+        raise NotAuthenticated(
+            "No API tokens are configured: set API_TOKENS to a comma-separated list "
+            "of tokens (at least 16 characters each) and send one as "
+            "'Authorization: Bearer <token>'."
+        )
+    if credentials is None:
+        raise NotAuthenticated("Send a token as 'Authorization: Bearer <token>'.")
+
+    presented = credentials.credentials.encode()
+    found = None
+    for token in settings.api_tokens:
+        if hmac.compare_digest(presented, token.secret.encode()):
+            found = token.name
+    if found is None:
+        raise NotAuthenticated("The bearer token is not valid.")
+    return found
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    async def known(_request: Request, exc: Exception) -> JSONResponse:
+        status = next(code for kind, code in STATUS_OF if isinstance(exc, kind))
+        headers = {}
+        if isinstance(exc, AwsUnavailable):
+            headers["Retry-After"] = str(exc.retry_after)
+        if isinstance(exc, StoreUnavailable):
+            headers["Retry-After"] = "5"
+        if isinstance(exc, NotAuthenticated):
+            headers["WWW-Authenticate"] = "Bearer"
+        return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+
+    async def malformed(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)  # noqa: S101 - typed narrowing
+        fields = ", ".join(str(error["loc"][-1]) for error in exc.errors())
+        return JSONResponse(
+            {"detail": f"The request is malformed: check {fields}."}, status_code=400
+        )
+
+    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        ref = uuid.uuid4().hex[:12]
+        log.error("unexpected error ref=%s", ref, exc_info=exc)
+        return JSONResponse(
+            {"detail": f"Error retrieving CPU usage: internal error (ref {ref})"},
+            status_code=500,
+        )
+
+    for kind, _status in STATUS_OF:
+        app.add_exception_handler(kind, known)
+    app.add_exception_handler(RequestValidationError, malformed)
+    app.add_exception_handler(Exception, unexpected)

@@ -1,0 +1,57 @@
+"""The small exception tree of cpubot, translated into statuses at each edge."""
+
+
+class CpuBotError(Exception):
+    """Base of every error cpubot raises on purpose; its text is a full sentence."""
+
+
+class ConfigError(CpuBotError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class InvalidInput(CpuBotError):
+    """A request field is malformed; the message names the field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class NotAllowed(CpuBotError):
+    """The caller may not check this account or use this recipient."""
+
+
+class NotAuthenticated(CpuBotError):
+    """The caller did not prove who it is."""
+
+
+class NoData(CpuBotError):
+    """CloudWatch has no CPU datapoint for the instance in the look-back window."""
+
+
+class AwsError(CpuBotError):
+    """AWS answered with an error we do not handle more precisely."""
+
+
+class AccessDenied(AwsError):
+    """AWS refused to let us assume the role or read the metric."""
+
+
+class AwsUnavailable(AwsError):
+    """AWS throttled us or did not answer in time; the call may be retried later."""
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class SmsFailed(CpuBotError):
+    """The SMS provider refused the message or could not be reached."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class StoreUnavailable(CpuBotError):
+    """The database could not be reached."""

@@ -1,0 +1,10 @@
+"""Alembic's environment: runs migrations on the connection cpubot hands it."""
+
+from alembic import context
+
+from bot.store import metadata
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=metadata)
+with context.begin_transaction():
+    context.run_migrations()
