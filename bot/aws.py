@@ -79,7 +79,10 @@ class CloudWatchCpu:
         self._config = Config(
             connect_timeout=settings.aws_connect_timeout,
             read_timeout=settings.aws_read_timeout,
-            retries={"mode": "standard", "max_attempts": settings.aws_max_attempts},
+            retries={
+                "mode": "standard",
+                "total_max_attempts": settings.aws_max_attempts,
+            },
         )
         self._sts = boto3.session.Session().client(
             "sts",
