@@ -1,0 +1,1 @@
+"""Local HTTP stand-ins for Twilio and AWS that tests reach with the real clients."""

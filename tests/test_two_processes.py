@@ -1,0 +1,73 @@
+"""Two web processes sharing one database send exactly one SMS for a hot instance."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.store import migrate
+from tests.harness import (
+    ACCOUNT,
+    AUTH,
+    HOT,
+    PHONE,
+    ROLE,
+    BotProcess,
+    free_port,
+    seed_cpu,
+    steady,
+)
+
+CALLERS = 32
+PATH = f"/check_cpu/{ACCOUNT}/{ROLE}/{HOT}/{PHONE}"
+
+
+async def _burst(urls: list[str]) -> list[dict]:
+    """Send CALLERS checks at once, spread over the processes."""
+    async with httpx.AsyncClient(timeout=60) as client:
+        answers = await asyncio.gather(
+            *(
+                client.get(urls[n % len(urls)] + PATH, headers=AUTH)
+                for n in range(CALLERS)
+            )
+        )
+    assert [answer.status_code for answer in answers] == [200] * CALLERS
+    return [answer.json() for answer in answers]
+
+
+@pytest.fixture
+def two_processes(env, database_url, tmp_path: Path):
+    """Start two ``python -m bot serve`` processes on one database."""
+    migrate(database_url)
+    processes, urls = [], []
+    for n in range(2):
+        port = free_port()
+        process = BotProcess(
+            ["serve"],
+            {**env, "DATABASE_URL": database_url, "PORT": str(port)},
+            tmp_path / f"web{n}.log",
+        )
+        processes.append(process)
+        urls.append(f"http://127.0.0.1:{port}")
+    try:
+        for process, url in zip(processes, urls, strict=True):
+            process.wait_for_http(url + "/healthz")
+        yield urls
+    finally:
+        for process in processes:
+            process.stop()
+
+
+def test_burst_on_two_processes_sends_one_sms(two_processes, aws, twilio):
+    """32 simultaneous checks across two processes: one sent, the rest suppressed."""
+    seed_cpu(aws.upstream, HOT, steady(92.0))
+
+    answers = asyncio.run(_burst(two_processes))
+
+    statuses = sorted(answer["alert"]["status"] for answer in answers)
+    assert statuses == ["sent"] + ["suppressed"] * (CALLERS - 1)
+    assert sum(answer["alert_sent"] for answer in answers) == 1
+    assert len(twilio.posts) == 1
