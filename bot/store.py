@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.errors import StoreUnavailable
 
@@ -111,9 +111,9 @@ class Store:
         self.engine = create_engine(url)
 
     def ping(self) -> None:
-        """Raise ``StoreUnavailable`` unless the database answers."""
+        """Raise ``StoreUnavailable`` unless the database answers and is migrated."""
         with self._connect() as connection:
-            connection.execute(sa.text("SELECT 1"))
+            connection.execute(sa.select(alert_state.c.status).limit(1))
 
     def claim_alert(
         self, key: AlertKey, now: datetime, cooldown: timedelta, stale_after: timedelta
@@ -165,23 +165,25 @@ class Store:
 
     @contextmanager
     def _connect(self) -> Iterator[Connection]:
-        try:
-            with self.engine.connect() as connection:
-                yield connection
-        except OperationalError as exc:
-            raise StoreUnavailable(
-                "The alert store (database) is unavailable."
-            ) from exc
+        with _unavailable_on_error(), self.engine.connect() as connection:
+            yield connection
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
-        try:
-            with self.engine.begin() as connection:
-                yield connection
-        except OperationalError as exc:
-            raise StoreUnavailable(
-                "The alert store (database) is unavailable."
-            ) from exc
+        with _unavailable_on_error(), self.engine.begin() as connection:
+            yield connection
+
+
+@contextmanager
+def _unavailable_on_error() -> Iterator[None]:
+    """Turn any database error into ``StoreUnavailable``, logging its kind once."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        log.warning("database error: %s", exc.__class__.__name__)
+        raise StoreUnavailable(
+            "The database is unavailable or not migrated (run: python -m bot migrate)."
+        ) from exc
 
 
 def create_engine(url: str) -> Engine:

@@ -74,6 +74,13 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def migrated(sqlite_url: str) -> str:
+    """Return the URL of a SQLite file with the schema in place."""
+    migrate(sqlite_url)
+    return sqlite_url
+
+
+@pytest.fixture
 def postgres_url() -> Iterator[str]:
     """Return a URL whose connections use a fresh schema of the test database."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
