@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,6 +41,7 @@ T = TypeVar("T")
 REFRESH_BEFORE_EXPIRY = timedelta(minutes=5)
 RECENT_WINDOW = timedelta(hours=1)
 MIN_METRIC_REUSE = timedelta(seconds=10)
+MAX_POOL_CONNECTIONS = 64  # botocore's default of 10 queues a burst of checks
 SESSION_NAME_UNSAFE = re.compile(r"[^\w+=,.@-]", re.ASCII)
 ARN_PATTERN = re.compile(r"arn:aws[\w-]*:[^\s\"',]+")
 
@@ -79,17 +81,21 @@ class CloudWatchCpu:
         self._config = Config(
             connect_timeout=settings.aws_connect_timeout,
             read_timeout=settings.aws_read_timeout,
+            max_pool_connections=MAX_POOL_CONNECTIONS,
             retries={
                 "mode": "standard",
                 "total_max_attempts": settings.aws_max_attempts,
             },
         )
-        self._sts = boto3.session.Session().client(
+        self._session = boto3.session.Session()
+        self._session_lock = threading.Lock()
+        self._sts = self._session.client(
             "sts",
             region_name=settings.aws_region,
             endpoint_url=settings.aws_endpoint_url,
             config=self._config,
         )
+        self._warm_up()
         self._credentials: ExpiringCache[tuple[str, str, str | None], Credentials]
         self._credentials = ExpiringCache(self._clock)
         self._clients: ExpiringCache[tuple[str, str], Any] = ExpiringCache(self._clock)
@@ -187,17 +193,26 @@ class CloudWatchCpu:
         return credentials, credentials.expiration - REFRESH_BEFORE_EXPIRY
 
     def _client_for(self, credentials: Credentials, region: str) -> Any:
-        session = boto3.session.Session(
-            aws_access_key_id=credentials.access_key_id,
-            aws_secret_access_key=credentials.secret_access_key,
-            aws_session_token=credentials.session_token,
-            region_name=region,
-        )
-        return session.client(
-            "cloudwatch",
-            endpoint_url=self._settings.aws_endpoint_url,
-            config=self._config,
-        )
+        """Build a CloudWatch client from the one session, whose models are loaded.
+
+        A boto3 session is not thread-safe while it creates clients, hence the lock;
+        the clients themselves are.
+        """
+        with self._session_lock:
+            return self._session.client(
+                "cloudwatch",
+                region_name=region,
+                endpoint_url=self._settings.aws_endpoint_url,
+                config=self._config,
+                aws_access_key_id=credentials.access_key_id,
+                aws_secret_access_key=credentials.secret_access_key,
+                aws_session_token=credentials.session_token,
+            )
+
+    def _warm_up(self) -> None:
+        """Load CloudWatch's service model now rather than during the first check."""
+        placeholder = Credentials("warm-up", "warm-up", "warm-up", self._clock())
+        self._client_for(placeholder, self._settings.aws_region)
 
     def _query(
         self, client: Any, request: CheckRequest, now: datetime

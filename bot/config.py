@@ -23,6 +23,12 @@ ACCOUNT_PATTERN = re.compile(r"^\d{12}$")
 TOKEN_NAME_PATTERN = re.compile(r"^[\w+=,.@-]{1,32}$")
 STATISTICS = ("Average", "Maximum", "Minimum")
 DEFAULT_DATABASE_URL = "sqlite:///cpubot.db"
+TWILIO_VARIABLES = (
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_PHONE_NUMBER",
+    "TWILIO_MESSAGING_SERVICE_SID",
+)
 
 
 @dataclass(frozen=True)
@@ -124,7 +130,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_format=source.get("LOG_FORMAT", "text", _log_format),
     )
 
-    if settings.sms_backend == "twilio" and source.has_any("TWILIO_ACCOUNT_SID"):
+    if settings.sms_backend == "twilio" and source.has_any(*TWILIO_VARIABLES):
         settings.require_twilio()
     return settings
 

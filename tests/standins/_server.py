@@ -32,6 +32,17 @@ class QuietHandler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
+class _Server(ThreadingHTTPServer):
+    """A threaded server whose listen backlog takes a burst of simultaneous clients.
+
+    The standard library's backlog of 5 drops the connections of a burst, and the
+    dropped clients retry a second later: a delay that is ours, not the product's.
+    """
+
+    request_queue_size = 256
+    daemon_threads = True
+
+
 class BackgroundServer:
     """Serve requests on 127.0.0.1 (a free port) from a daemon thread."""
 
@@ -59,8 +70,7 @@ class BackgroundServer:
         if self._httpd is not None:
             raise RuntimeError(f"{type(self).__name__} is already running")
         self._stopping.clear()
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_factory())
-        httpd.daemon_threads = True
+        httpd = _Server(("127.0.0.1", 0), self._handler_factory())
         self._httpd = httpd
         self._thread = threading.Thread(
             target=httpd.serve_forever,

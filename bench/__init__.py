@@ -1,0 +1,1 @@
+"""Benchmarks of cpubot, run on this machine against local stand-ins only."""
