@@ -154,7 +154,8 @@ class BotProcess:
 
     def output(self) -> str:
         """Return what the process printed so far."""
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> int:

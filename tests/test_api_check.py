@@ -221,3 +221,28 @@ def test_region_from_the_query_is_used(web, aws):
 
     assert body["region"] == "eu-west-1"
     assert body["cpu_usage"] == 33.0
+
+
+def test_messaging_service_is_used_as_sender_when_configured(make_web, aws, twilio):
+    """With TWILIO_MESSAGING_SERVICE_SID the SMS goes from the Messaging Service."""
+    service = "MG" + "1" * 32
+    web = make_web(TWILIO_PHONE_NUMBER="", TWILIO_MESSAGING_SERVICE_SID=service)
+    seed_cpu(aws.upstream, HOT, steady(92.0))
+
+    web.get(path(HOT), headers=AUTH)
+
+    [post] = twilio.posts
+    assert post.sender == service
+
+
+def test_cooldown_survives_a_restart(make_web, aws, twilio):
+    """A new process on the same database still knows the SMS went out."""
+    seed_cpu(aws.upstream, HOT, steady(92.0))
+
+    before = make_web().get(path(HOT), headers=AUTH).json()
+    after = make_web().get(path(HOT), headers=AUTH).json()
+
+    assert before["alert"]["status"] == "sent"
+    assert after["alert"]["status"] == "suppressed"
+    assert after["alert"]["next_alert_after"] == before["alert"]["next_alert_after"]
+    assert len(twilio.posts) == 1

@@ -55,7 +55,7 @@ def two_processes(env, database_url, tmp_path: Path):
     try:
         for process, url in zip(processes, urls, strict=True):
             process.wait_for_http(url + "/healthz")
-        yield urls
+        yield urls, processes
     finally:
         for process in processes:
             process.stop()
@@ -65,9 +65,25 @@ def test_burst_on_two_processes_sends_one_sms(two_processes, aws, twilio):
     """32 simultaneous checks across two processes: one sent, the rest suppressed."""
     seed_cpu(aws.upstream, HOT, steady(92.0))
 
-    answers = asyncio.run(_burst(two_processes))
+    urls, _processes = two_processes
+
+    answers = asyncio.run(_burst(urls))
 
     statuses = sorted(answer["alert"]["status"] for answer in answers)
     assert statuses == ["sent"] + ["suppressed"] * (CALLERS - 1)
     assert sum(answer["alert_sent"] for answer in answers) == 1
     assert len(twilio.posts) == 1
+
+
+def test_logs_never_hold_a_whole_phone_number(two_processes, aws, twilio):
+    """Every log line, the access log included, masks the number to its last four."""
+    urls, processes = two_processes
+    seed_cpu(aws.upstream, HOT, steady(92.0))
+
+    asyncio.run(_burst(urls))
+    logs = "".join(process.output() for process in processes)
+
+    assert PHONE not in logs
+    assert PHONE[1:] not in logs
+    assert "*******" + PHONE[-4:] in logs
+    assert "twilio.Messages.create" in logs
