@@ -22,8 +22,17 @@ from pathlib import Path
 import httpx
 
 from bot.store import migrate
-from tests.harness import ACCOUNT, AUTH, PHONE, ROLE, TOKEN, BotProcess, free_port
-from tests.harness import seed_cpu, steady
+from tests.harness import (
+    ACCOUNT,
+    AUTH,
+    PHONE,
+    ROLE,
+    TOKEN,
+    BotProcess,
+    free_port,
+    seed_cpu,
+    steady,
+)
 from tests.standins.aws import AwsProxy
 from tests.standins.twilio import TwilioStandIn
 

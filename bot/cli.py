@@ -118,9 +118,6 @@ def _migrate(_arguments: argparse.Namespace, settings: Settings) -> int:
 
 def _check(arguments: argparse.Namespace, settings: Settings) -> int:
     checker = build_checker(settings, with_sms=arguments.phone is not None)
-    if settings.database_url.startswith("sqlite"):
-        migrate(settings.database_url)
-
     request = checker.request(
         arguments.account,
         arguments.role,
@@ -129,6 +126,9 @@ def _check(arguments: argparse.Namespace, settings: Settings) -> int:
         arguments.region,
         arguments.threshold,
     )
+    if settings.database_url.startswith("sqlite"):
+        migrate(settings.database_url)
+
     result = checker.check(request, Requester("cli", getpass.getuser()))
 
     if arguments.json:

@@ -68,7 +68,7 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
         "botocore",
         "urllib3",
         "werkzeug",
-        "alembic.runtime.plugins",
+        "alembic",
     ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):

@@ -1,4 +1,4 @@
-"""The web process: migrate a local database if needed, then serve with uvicorn."""
+"""The web process: build the app, migrate a local database if needed, then serve."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from bot.store import migrate
 
 def serve(settings: Settings, *, port: int | None = None) -> None:
     """Serve the API on ``HOST``:``PORT`` until interrupted."""
+    app = create_app(settings)
     if settings.database_url.startswith("sqlite"):
         migrate(settings.database_url)
 
-    app = create_app(settings)
     uvicorn.run(
         app,
         host=settings.host,
