@@ -14,8 +14,10 @@ from typing import Annotated, Any
 import anyio.to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from slack_bolt import App
+from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
 from starlette.concurrency import run_in_threadpool
 
 from bot.config import Settings
@@ -33,6 +35,7 @@ from bot.errors import (
 )
 from bot.models import Requester
 from bot.schemas import CheckOut, ErrorOut
+from bot.slack.app import build_bolt_app
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,7 @@ def create_app(settings: Settings, checker: Checker | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
         yield
+        core.store.close()
 
     app = FastAPI(
         title="cpubot",
@@ -78,7 +82,32 @@ def create_app(settings: Settings, checker: Checker | None = None) -> FastAPI:
     app.state.checker = core
     _add_error_handlers(app)
     _add_routes(app, settings, core)
+    _add_slack(app, build_bolt_app(settings, core) if settings.slack_enabled else None)
     return app
+
+
+def _add_slack(app: FastAPI, slack: App | None) -> None:
+    @app.post(
+        "/slack/events",
+        tags=["slack"],
+        responses={
+            401: {"description": "Not signed by Slack."},
+            404: {"model": ErrorOut},
+        },
+    )
+    async def slack_events(request: Request) -> Response:
+        """Receive Slack's signed commands and interactions."""
+        if slack is None:
+            return JSONResponse(
+                {
+                    "detail": "Slack is not configured here: set SLACK_BOT_TOKEN and "
+                    "SLACK_SIGNING_SECRET to enable it."
+                },
+                status_code=404,
+            )
+        bolt_request = to_bolt_request(request, await request.body())
+        bolt_response = await run_in_threadpool(slack.dispatch, bolt_request)
+        return to_starlette_response(bolt_response)
 
 
 def _add_routes(app: FastAPI, settings: Settings, core: Checker) -> None:

@@ -68,6 +68,16 @@ alert_state = sa.Table(
 )
 
 
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("delivery_id", sa.String(128), primary_key=True),
+    sa.Column("received_at", UtcDateTime(), nullable=False, index=True),
+)
+
+DELIVERY_MEMORY = timedelta(days=1)
+
+
 @dataclass(frozen=True)
 class AlertKey:
     """What one cooldown covers: an instance and a recipient."""
@@ -109,6 +119,10 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = create_engine(url)
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
 
     def ping(self) -> None:
         """Raise ``StoreUnavailable`` unless the database answers and is migrated."""
@@ -162,6 +176,21 @@ class Store:
                 .where(claim.key.where(), alert_state.c.claim_id == claim.claim_id)
                 .values(**values)
             )
+
+    def first_delivery(self, delivery_id: str, now: datetime | None = None) -> bool:
+        """Record a delivery (a Slack trigger id); False when it was seen before."""
+        now = now or datetime.now(UTC)
+        with self._transaction() as connection:
+            connection.execute(
+                deliveries.delete().where(
+                    deliveries.c.received_at < now - DELIVERY_MEMORY
+                )
+            )
+            statement = _insert_ignore(
+                connection, deliveries, {"delivery_id": delivery_id, "received_at": now}
+            )
+            inserted = connection.execute(statement.returning(deliveries.c.delivery_id))
+            return inserted.first() is not None
 
     @contextmanager
     def _connect(self) -> Iterator[Connection]:
@@ -226,8 +255,8 @@ def migrate(url: str) -> str:
     return revision or "base"
 
 
-def _insert_missing(connection: Connection, key: AlertKey) -> sa.Executable:
-    """INSERT the key's row unless it exists, in the dialect's own words."""
+def _insert_missing(connection: Connection, key: AlertKey) -> sa.Insert:
+    """INSERT the key's idle row unless it exists."""
     values = {
         "account_id": key.account_id,
         "region": key.region,
@@ -235,9 +264,16 @@ def _insert_missing(connection: Connection, key: AlertKey) -> sa.Executable:
         "recipient": key.recipient,
         "status": "idle",
     }
+    return _insert_ignore(connection, alert_state, values)
+
+
+def _insert_ignore(
+    connection: Connection, table: sa.Table, values: dict[str, Any]
+) -> sa.Insert:
+    """INSERT a row unless its primary key exists, in the dialect's own words."""
     if connection.dialect.name == "postgresql":
-        return postgresql.insert(alert_state).values(values).on_conflict_do_nothing()
-    return sqlite.insert(alert_state).values(values).on_conflict_do_nothing()
+        return postgresql.insert(table).values(values).on_conflict_do_nothing()
+    return sqlite.insert(table).values(values).on_conflict_do_nothing()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
