@@ -1,4 +1,4 @@
-"""The command line: ``python -m bot serve | demo | check | migrate``."""
+"""The command line: ``python -m bot serve | worker | demo | check | migrate``."""
 
 from __future__ import annotations
 
@@ -75,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the web process (API and Slack)")
     serve.set_defaults(run=_serve)
 
+    worker = commands.add_parser("worker", help="run Slack over Socket Mode")
+    worker.set_defaults(run=_worker)
+
     demo = commands.add_parser("demo", help="run everything locally with no accounts")
     demo.add_argument("--port", type=int, default=None, help="web port (default PORT)")
     demo.set_defaults(run=_demo)
@@ -101,6 +104,12 @@ def _serve(_arguments: argparse.Namespace, settings: Settings) -> int:
 
     serve(settings)
     return EXIT_OK
+
+
+def _worker(_arguments: argparse.Namespace, settings: Settings) -> int:
+    from bot.worker import run_worker
+
+    return run_worker(settings)
 
 
 def _demo(arguments: argparse.Namespace, settings: Settings) -> int:

@@ -67,11 +67,18 @@ class Settings:
     slack_signing_secret: str | None = field(default=None, repr=False)
     slack_app_token: str | None = field(default=None, repr=False)
     slack_api_url: str | None = None
+    slack_allowed_channels: frozenset[str] = frozenset()
+    slack_allowed_users: frozenset[str] = frozenset()
     database_url: str = DEFAULT_DATABASE_URL
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
     log_format: str = "text"
+
+    @property
+    def slack_enabled(self) -> bool:
+        """Return True when the Slack app is configured (bot token and secret)."""
+        return bool(self.slack_bot_token and self.slack_signing_secret)
 
     def require_twilio(self) -> None:
         """Raise :class:`ConfigError` unless Twilio can be used to send an SMS."""
@@ -123,6 +130,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         slack_signing_secret=source.optional("SLACK_SIGNING_SECRET", str),
         slack_app_token=source.optional("SLACK_APP_TOKEN", str),
         slack_api_url=source.optional("SLACK_API_URL", _url),
+        slack_allowed_channels=source.get(
+            "SLACK_ALLOWED_CHANNELS", frozenset(), _slack_ids
+        ),
+        slack_allowed_users=source.get("SLACK_ALLOWED_USERS", frozenset(), _slack_ids),
         database_url=source.get("DATABASE_URL", DEFAULT_DATABASE_URL, _database),
         host=source.get("HOST", "127.0.0.1", str),
         port=source.get("PORT", 8000, _port),
@@ -132,7 +143,25 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
     if settings.sms_backend == "twilio" and source.has_any(*TWILIO_VARIABLES):
         settings.require_twilio()
+    _check_slack_pair(settings)
     return settings
+
+
+def _check_slack_pair(settings: Settings) -> None:
+    """Slack needs both its bot token and its signing secret, or neither."""
+    token, secret = settings.slack_bot_token, settings.slack_signing_secret
+    if token and not secret:
+        raise ConfigError(
+            "SLACK_SIGNING_SECRET is not set: Slack needs it beside SLACK_BOT_TOKEN "
+            "(Basic Information > App Credentials > Signing Secret)."
+        )
+    if secret and not token:
+        raise ConfigError(
+            "SLACK_BOT_TOKEN is not set: Slack needs it beside SLACK_SIGNING_SECRET "
+            "(OAuth & Permissions > Bot User OAuth Token, xoxb-...)."
+        )
+    if settings.slack_app_token and not settings.slack_app_token.startswith("xapp-"):
+        raise ConfigError("SLACK_APP_TOKEN must be an app-level token (xapp-...).")
 
 
 class _Source:
@@ -271,6 +300,13 @@ def _accounts(raw: str) -> frozenset[str]:
     if not all(ACCOUNT_PATTERN.match(account) for account in accounts):
         raise ValueError("must be comma-separated 12-digit AWS account ids")
     return accounts
+
+
+def _slack_ids(raw: str) -> frozenset[str]:
+    ids = frozenset(part.strip() for part in raw.split(",") if part.strip())
+    if not all(re.match(r"^[A-Z0-9]{2,}$", part) for part in ids):
+        raise ValueError("must be comma-separated Slack ids such as C0123ABC or U0456")
+    return ids
 
 
 def _api_tokens(raw: str) -> tuple[ApiToken, ...]:

@@ -72,7 +72,7 @@ class Checker:
 
     def check(self, request: CheckRequest, requester: Requester) -> CheckResult:
         """Read the instance's CPU, decide, and alert when it is above the threshold."""
-        self._authorize(request)
+        self.authorize(request)
 
         reading = self.cpu.read(request, requester)
         alert = self._alert(request, reading)
@@ -88,7 +88,8 @@ class Checker:
         )
         return CheckResult(request, reading, alert, checked_at=self.clock())
 
-    def _authorize(self, request: CheckRequest) -> None:
+    def authorize(self, request: CheckRequest) -> None:
+        """Raise ``NotAllowed`` unless ALLOWED_ACCOUNTS lets this account be checked."""
         allowed = self.settings.allowed_accounts
         if allowed and request.account_id not in allowed:
             raise NotAllowed(

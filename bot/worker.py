@@ -1,0 +1,58 @@
+"""The worker process: the Slack app over Socket Mode, when SLACK_APP_TOKEN is set."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+from bot.config import Settings
+from bot.core import build_checker
+from bot.errors import ConfigError
+from bot.slack.app import build_bolt_app
+from bot.store import migrate
+
+log = logging.getLogger(__name__)
+
+
+def run_worker(settings: Settings) -> int:
+    """Serve ``/cpu`` over Socket Mode until SIGTERM or Ctrl-C; return an exit code."""
+    if not settings.slack_app_token:
+        print(
+            "cpubot worker: nothing to run: set SLACK_APP_TOKEN (xapp-...) to serve "
+            "Slack over Socket Mode, or scale this process to zero.",
+            flush=True,
+        )
+        return 0
+    if not settings.slack_enabled:
+        raise ConfigError(
+            "SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET must be set beside "
+            "SLACK_APP_TOKEN for Socket Mode."
+        )
+
+    checker = build_checker(settings)
+    if settings.database_url.startswith("sqlite"):
+        migrate(settings.database_url)
+    handler = SocketModeHandler(
+        build_bolt_app(settings, checker), settings.slack_app_token
+    )
+
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("worker stopping on signal %s", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+    handler.connect()  # type: ignore[no-untyped-call]  # slack_bolt leaves it untyped
+    log.info("worker connected to Slack over Socket Mode")
+    try:
+        stop.wait()
+    finally:
+        handler.close()  # type: ignore[no-untyped-call]  # as above
+    return 0
