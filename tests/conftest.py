@@ -30,7 +30,7 @@ TWILIO_SID = "AC" + "0" * 32
 
 @pytest.fixture(scope="session", autouse=True)
 def _aws_identity() -> Iterator[None]:
-    """Give boto3 fake credentials of its own, and keep real profiles out of reach."""
+    """Give boto3 fake credentials, keep real profiles and any proxy out of reach."""
     with pytest.MonkeyPatch.context() as patch:
         for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
             patch.delenv(name, raising=False)
@@ -38,6 +38,15 @@ def _aws_identity() -> Iterator[None]:
         patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
         patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
         patch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        for name in (
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "http_proxy",
+            "https_proxy",
+        ):
+            patch.delenv(name, raising=False)
+        patch.setenv("NO_PROXY", "127.0.0.1,localhost")
         yield
 
 
