@@ -239,15 +239,16 @@ class CloudWatchCpu:
             "ReturnData": True,
         }
 
+        # At most 1,440 datapoints (a day at one a minute) fit in one page, whose
+        # limit is 100,800; a paginator would cost more CPU than the call itself.
         with _aws_call("cloudwatch.GetMetricData", request):
-            pages = client.get_paginator("get_metric_data").paginate(
+            page = client.get_metric_data(
                 MetricDataQueries=[query],
                 StartTime=start,
                 EndTime=now,
                 ScanBy="TimestampDescending",
-                PaginationConfig={"MaxItems": 2000},
             )
-            return [point for page in pages for point in _points(page)]
+            return list(_points(page))
 
     def _reading_from(self, points: list[Datapoint], now: datetime) -> Reading | None:
         """Pick the newest datapoint inside the look-back window, if there is one."""

@@ -162,13 +162,21 @@ def test_secrets_never_appear_in_the_settings_repr():
             "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
             "TWILIO_PHONE_NUMBER": SENDER,
             "SLACK_SIGNING_SECRET": "slack-signing-secret-value",
+            "SLACK_BOT_TOKEN": "xoxb-slack-bot-token-value",
+            "SLACK_APP_TOKEN": "xapp-slack-app-token-value",
         }
     )
 
     shown = repr(settings)
 
     assert "ops" in shown
-    for secret in (LONG_SECRET, AUTH_TOKEN, "slack-signing-secret-value"):
+    for secret in (
+        LONG_SECRET,
+        AUTH_TOKEN,
+        "slack-signing-secret-value",
+        "xoxb-slack-bot-token-value",
+        "xapp-slack-app-token-value",
+    ):
         assert secret not in shown
 
 
