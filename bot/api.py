@@ -20,6 +20,7 @@ from slack_bolt import App
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
 from starlette.concurrency import run_in_threadpool
 
+from bot import validation
 from bot.config import Settings
 from bot.core import Checker, build_checker
 from bot.errors import (
@@ -34,12 +35,13 @@ from bot.errors import (
     StoreUnavailable,
 )
 from bot.models import Requester
-from bot.schemas import CheckOut, ErrorOut
+from bot.schemas import CheckOut, CheckRecordOut, ErrorOut
 from bot.slack.app import build_bolt_app
 
 log = logging.getLogger(__name__)
 
 WORKER_THREADS = 100
+MAX_HISTORY = 200
 STATUS_OF: list[tuple[type[CpuBotError], int]] = [
     (InvalidInput, 400),
     (NotAuthenticated, 401),
@@ -70,6 +72,7 @@ def create_app(settings: Settings, checker: Checker | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
+        await run_in_threadpool(core.settle_pending)
         yield
         core.store.close()
 
@@ -137,6 +140,24 @@ def _add_routes(app: FastAPI, settings: Settings, core: Checker) -> None:
         )
         result = await run_in_threadpool(core.check, request, requester)
         return CheckOut.from_result(result)
+
+    @app.get(
+        "/checks",
+        response_model=list[CheckRecordOut],
+        responses={code: ERROR_RESPONSES[code] for code in (400, 401, 503)},
+        tags=["checks"],
+    )
+    async def checks(
+        _requester: Annotated[Requester, Depends(authenticate)],
+        instance_id: str | None = None,
+        limit: str = "20",
+    ) -> list[CheckRecordOut]:
+        """List the latest checks, newest first, of one instance or of all."""
+        instance = None if instance_id is None else validation.instance_id(instance_id)
+        records = await run_in_threadpool(
+            core.history, instance, validation.limit(limit, MAX_HISTORY)
+        )
+        return [CheckRecordOut.model_validate(record.__dict__) for record in records]
 
     @app.get("/healthz", tags=["probes"])
     async def healthz() -> dict[str, str]:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from bot.errors import ConfigError
+from bot.errors import ConfigError, InvalidInput
 
 T = TypeVar("T")
 
@@ -63,6 +63,12 @@ class Settings:
     twilio_messaging_service_sid: str | None = None
     twilio_api_base_url: str | None = None
     twilio_timeout: float = 10.0
+    twilio_retry_seconds: float = 8.0
+    sms_allowed_countries: frozenset[str] = frozenset()
+    sms_allowed_numbers: frozenset[str] = frozenset()
+    sms_max_per_number_per_hour: int = 5
+    sms_max_per_hour: int = 100
+    sms_pending_seconds: int = 120
     slack_bot_token: str | None = field(default=None, repr=False)
     slack_signing_secret: str | None = field(default=None, repr=False)
     slack_app_token: str | None = field(default=None, repr=False)
@@ -126,6 +132,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         twilio_api_base_url=source.optional("TWILIO_API_BASE_URL", _url),
         twilio_timeout=source.get("TWILIO_TIMEOUT", 10.0, _seconds),
+        twilio_retry_seconds=source.get("TWILIO_RETRY_SECONDS", 8.0, _retry_seconds),
+        sms_allowed_countries=source.get(
+            "SMS_ALLOWED_COUNTRIES", frozenset(), _countries
+        ),
+        sms_allowed_numbers=source.get("SMS_ALLOWED_NUMBERS", frozenset(), _numbers),
+        sms_max_per_number_per_hour=source.get("SMS_MAX_PER_NUMBER_PER_HOUR", 5, _cap),
+        sms_max_per_hour=source.get("SMS_MAX_PER_HOUR", 100, _cap),
+        sms_pending_seconds=source.get("SMS_PENDING_SECONDS", 120, _pending_seconds),
         slack_bot_token=source.optional("SLACK_BOT_TOKEN", str),
         slack_signing_secret=source.optional("SLACK_SIGNING_SECRET", str),
         slack_app_token=source.optional("SLACK_APP_TOKEN", str),
@@ -189,8 +203,10 @@ class _Source:
 
 def _shown(name: str, raw: str) -> str:
     """Quote a bad value for an error line, unless the variable holds a secret."""
-    secret = any(word in name for word in ("TOKEN", "SECRET", "DATABASE_URL"))
-    return "a value that is hidden because it is secret" if secret else repr(raw)
+    private = ("TOKEN", "SECRET", "DATABASE_URL", "NUMBERS")
+    if any(word in name for word in private):
+        return "a value that is hidden because it is private"
+    return repr(raw)
 
 
 def _number(raw: str, low: float, high: float, what: str) -> float:
@@ -300,6 +316,46 @@ def _accounts(raw: str) -> frozenset[str]:
     if not all(ACCOUNT_PATTERN.match(account) for account in accounts):
         raise ValueError("must be comma-separated 12-digit AWS account ids")
     return accounts
+
+
+def _retry_seconds(raw: str) -> float:
+    return _number(raw, 0, 60, "a number of seconds from 0 to 60")
+
+
+def _cap(raw: str) -> int:
+    return _whole(raw, 0, 100000, "a whole number of messages from 0 to 100000")
+
+
+def _pending_seconds(raw: str) -> int:
+    return _whole(raw, 1, 3600, "a whole number of seconds from 1 to 3600")
+
+
+def _countries(raw: str) -> frozenset[str]:
+    import phonenumbers
+
+    codes = frozenset(part.strip().upper() for part in raw.split(",") if part.strip())
+    unknown = sorted(codes - phonenumbers.SUPPORTED_REGIONS)
+    if unknown:
+        raise ValueError(
+            "must be comma-separated ISO country codes such as US,GB "
+            f"({', '.join(unknown)} unknown)"
+        )
+    return codes
+
+
+def _numbers(raw: str) -> frozenset[str]:
+    from bot.validation import phone_number
+
+    numbers = set()
+    for part in raw.split(","):
+        if part.strip():
+            try:
+                numbers.add(phone_number(part.strip()))
+            except InvalidInput:
+                raise ValueError(
+                    "must be comma-separated E.164 numbers such as +14155550100"
+                ) from None
+    return frozenset(numbers)
 
 
 def _slack_ids(raw: str) -> frozenset[str]:

@@ -1,4 +1,4 @@
-"""The core: check one instance's CPU and alert its recipient, once per incident.
+"""The core: check one instance's CPU, alert its recipient once, and keep an audit.
 
 Every adapter (HTTP, Slack, the command line, the worker) builds a
 :class:`Checker` with :func:`build_checker` and calls :meth:`Checker.check`; none
@@ -10,28 +10,36 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from bot import validation
+from bot.alerts import Alerter
 from bot.aws import CloudWatchCpu
 from bot.config import Settings
-from bot.errors import NotAllowed, SmsFailed, StoreUnavailable
-from bot.logs import mask_phone, redact
-from bot.models import (
-    Alert,
-    AlertStatus,
-    CheckRequest,
-    CheckResult,
-    Reading,
-    Requester,
+from bot.errors import (
+    AccessDenied,
+    AwsError,
+    AwsUnavailable,
+    CpuBotError,
+    NoData,
+    NotAllowed,
+    StoreUnavailable,
 )
-from bot.sms import SmsSender, build_sender
-from bot.store import AlertKey, Claim, Held, Store
+from bot.models import CheckRequest, CheckResult, Requester
+from bot.sms import build_sender
+from bot.store import CheckRecord, Store
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-STALE_CLAIM = timedelta(minutes=2)
+ERROR_KINDS: list[tuple[type[Exception], str]] = [
+    (NotAllowed, "not_allowed"),
+    (NoData, "no_data"),
+    (AccessDenied, "access_denied"),
+    (AwsUnavailable, "aws_unavailable"),
+    (AwsError, "aws_error"),
+    (CpuBotError, "error"),
+]
 
 
 def utc_now() -> datetime:
@@ -41,11 +49,11 @@ def utc_now() -> datetime:
 
 @dataclass
 class Checker:
-    """Checks instances and sends at most one SMS per cooldown and recipient."""
+    """Checks instances, alerts through an :class:`Alerter`, records every check."""
 
     settings: Settings
     cpu: CloudWatchCpu
-    sms: SmsSender | None
+    alerts: Alerter
     store: Store
     clock: Clock = utc_now
 
@@ -70,24 +78,6 @@ class Checker:
             else threshold,
         )
 
-    def check(self, request: CheckRequest, requester: Requester) -> CheckResult:
-        """Read the instance's CPU, decide, and alert when it is above the threshold."""
-        self.authorize(request)
-
-        reading = self.cpu.read(request, requester)
-        alert = self._alert(request, reading)
-
-        log.info(
-            "check by=%s account=%s instance=%s cpu=%.1f threshold=%.1f alert=%s",
-            requester.label,
-            request.account_id,
-            request.instance_id,
-            reading.latest.value,
-            request.threshold,
-            alert.status,
-        )
-        return CheckResult(request, reading, alert, checked_at=self.clock())
-
     def authorize(self, request: CheckRequest) -> None:
         """Raise ``NotAllowed`` unless ALLOWED_ACCOUNTS lets this account be checked."""
         allowed = self.settings.allowed_accounts
@@ -97,79 +87,68 @@ class Checker:
                 "in ALLOWED_ACCOUNTS."
             )
 
-    def _alert(self, request: CheckRequest, reading: Reading) -> Alert:
-        """Decide whether to alert, then claim, send and record the SMS."""
-        usage = reading.latest.value
-        if usage <= request.threshold:
-            return Alert(
-                AlertStatus.NOT_NEEDED,
-                f"CPU {usage:.1f} % is not above the {request.threshold:g} % "
-                "threshold.",
-            )
-        if request.phone_number is None:
-            return Alert(
-                AlertStatus.NOT_NEEDED,
-                f"CPU {usage:.1f} % is above the {request.threshold:g} % threshold, "
-                "but no phone number was given.",
-            )
-
-        return self._send_once(request, reading, request.phone_number)
-
-    def _send_once(self, request: CheckRequest, reading: Reading, to: str) -> Alert:
-        key = AlertKey(request.account_id, request.region, request.instance_id, to)
-        cooldown = timedelta(minutes=self.settings.alert_cooldown_minutes)
+    def check(self, request: CheckRequest, requester: Requester) -> CheckResult:
+        """Read the CPU, alert when it is above the threshold, and record the check."""
         try:
-            claim = self.store.claim_alert(key, self.clock(), cooldown, STALE_CLAIM)
-        except StoreUnavailable:
-            log.warning("alert store unavailable; no SMS to %s", mask_phone(to))
-            return Alert(AlertStatus.FAILED, "Alert store unavailable.", recipient=to)
+            self.authorize(request)
+            reading = self.cpu.read(request, requester)
+            alert = self.alerts.alert(request, reading)
+        except Exception as exc:
+            self._audit(request, requester, outcome=_error_kind(exc))
+            raise
 
-        if isinstance(claim, Held):
-            return _suppressed(claim, to)
-        return self._deliver(claim, request, reading, to)
-
-    def _deliver(
-        self, claim: Claim, request: CheckRequest, reading: Reading, to: str
-    ) -> Alert:
-        try:
-            if self.sms is None:
-                raise SmsFailed("SMS is not configured: set SMS_BACKEND and Twilio.")
-            sid = self.sms.send(to, alert_text(request, reading))
-        except SmsFailed as exc:
-            log.warning("sms to %s failed: %s", mask_phone(to), redact(str(exc)))
-            self._settle(claim, self.clock(), sid=None, error=str(exc))
-            return Alert(AlertStatus.FAILED, str(exc), recipient=to)
-
-        sent_at = self.clock()
-        self._settle(claim, sent_at, sid=sid, error=None)
-        cooldown = timedelta(minutes=self.settings.alert_cooldown_minutes)
-        return Alert(
-            AlertStatus.SENT,
-            f"SMS sent to {mask_phone(to)}.",
-            message_sid=sid,
-            next_alert_after=sent_at + cooldown,
-            recipient=to,
+        result = CheckResult(request, reading, alert, checked_at=self.clock())
+        log.info(
+            "check by=%s account=%s instance=%s cpu=%.1f threshold=%.1f alert=%s",
+            requester.label,
+            request.account_id,
+            request.instance_id,
+            reading.latest.value,
+            request.threshold,
+            alert.status,
         )
+        self._audit(request, requester, outcome="ok", result=result)
+        return result
 
-    def _settle(
-        self, claim: Claim, now: datetime, *, sid: str | None, error: str | None
-    ) -> None:
+    def history(self, instance_id: str | None, limit: int = 20) -> list[CheckRecord]:
+        """Return the latest recorded checks, newest first."""
+        return self.store.recent_checks(instance_id, limit)
+
+    def settle_pending(self) -> int:
+        """Settle SMS left pending by an earlier process; return how many were."""
         try:
-            self.store.settle_alert(claim, now, sid=sid, error=error)
+            return self.alerts.settle_pending()
+        except (StoreUnavailable, CpuBotError) as exc:
+            log.warning("could not settle pending SMS at start: %s", exc)
+            return 0
+
+    def _audit(
+        self,
+        request: CheckRequest,
+        requester: Requester,
+        *,
+        outcome: str,
+        result: CheckResult | None = None,
+    ) -> None:
+        """Append the check to the audit trail; a database outage only logs."""
+        record = CheckRecord(
+            checked_at=result.checked_at if result else self.clock(),
+            requester_kind=requester.kind,
+            requester=requester.name[:64],
+            channel=requester.channel,
+            account_id=request.account_id,
+            role_name=request.role_name,
+            region=request.region,
+            instance_id=request.instance_id,
+            outcome=outcome,
+            cpu_usage=result.cpu_usage if result else None,
+            datapoint_time=result.reading.latest.time if result else None,
+            alert_status=result.alert.status.value if result else None,
+        )
+        try:
+            self.store.record_check(record)
         except StoreUnavailable:
-            log.warning(
-                "could not record the outcome of the SMS claim %s", claim.claim_id
-            )
-
-
-def alert_text(request: CheckRequest, reading: Reading) -> str:
-    """Return the SMS body: instance, account, region, usage, threshold and time."""
-    stamp = reading.latest.time.strftime("%H:%M UTC")
-    return (
-        f"cpubot: EC2 {request.instance_id} in {request.account_id} "
-        f"({request.region}) CPU {reading.latest.value:.1f}% > "
-        f"{request.threshold:g}% ({reading.statistic}, {stamp})"
-    )
+            log.warning("could not record the check of %s", request.instance_id)
 
 
 def build_checker(
@@ -180,26 +159,16 @@ def build_checker(
     ``with_sms=False`` builds one that reads CPU without needing SMS settings; it
     reports any alert it would have sent as failed.
     """
+    store = Store(settings.database_url)
+    sms = build_sender(settings) if with_sms else None
     return Checker(
         settings=settings,
         cpu=CloudWatchCpu(settings, clock),
-        sms=build_sender(settings) if with_sms else None,
-        store=Store(settings.database_url),
+        alerts=Alerter(settings, sms, store, clock),
+        store=store,
         clock=clock,
     )
 
 
-def _suppressed(held: Held, to: str) -> Alert:
-    if held.pending:
-        detail = "Another check is sending this alert right now."
-    else:
-        detail = f"An SMS for this instance already went to {mask_phone(to)}"
-        if held.next_alert_after:
-            detail += f"; the next may go after {held.next_alert_after:%H:%M} UTC"
-        detail += "."
-    return Alert(
-        AlertStatus.SUPPRESSED,
-        detail,
-        next_alert_after=held.next_alert_after,
-        recipient=to,
-    )
+def _error_kind(exc: Exception) -> str:
+    return next((kind for cls, kind in ERROR_KINDS if isinstance(exc, cls)), "internal")

@@ -77,3 +77,23 @@ class ErrorOut(BaseModel):
     """Every error answer: one human sentence."""
 
     detail: str
+
+
+class CheckRecordOut(BaseModel):
+    """One check of the audit trail."""
+
+    checked_at: datetime
+    requester_kind: str = Field(description="api, slack or cli.")
+    requester: str = Field(description="The API token's name or the Slack user id.")
+    channel: str | None = Field(None, description="The Slack channel, if any.")
+    account_id: str
+    role_name: str
+    region: str
+    instance_id: str
+    outcome: str = Field(
+        description="ok, or the error: no_data, access_denied, aws_unavailable, "
+        "aws_error, not_allowed, internal."
+    )
+    cpu_usage: float | None = None
+    datapoint_time: datetime | None = None
+    alert_status: str | None = None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sys
 import time
 import uuid
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import requests
@@ -20,6 +22,10 @@ from bot.logs import mask_phone, redact
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUSES = frozenset({429})
+RETRY_BASE_SECONDS = 0.5
+RETRY_MAX_PAUSE = 4.0
+LOOKUP_LIMIT = 50
+LOOKUP_SKEW = timedelta(minutes=1)
 
 
 class SmsSender(Protocol):
@@ -29,6 +35,13 @@ class SmsSender(Protocol):
         """Send ``body`` to ``to`` and return the provider's message id.
 
         Raises ``SmsFailed`` when the provider refuses or cannot be reached.
+        """
+        ...
+
+    def find(self, to: str, body: str, since: datetime) -> str | None:
+        """Return the id of a message with this body sent to ``to`` since then.
+
+        Raises ``SmsFailed`` when the provider cannot be asked.
         """
         ...
 
@@ -46,9 +59,51 @@ class TwilioSms:
         )
         if settings.twilio_api_base_url:
             self._client.api.base_url = settings.twilio_api_base_url
+        self._retry_seconds = settings.twilio_retry_seconds
 
     def send(self, to: str, body: str) -> str:
-        """Create the message at Twilio and return its SID."""
+        """Create the message at Twilio and return its SID, retrying its 429s."""
+        deadline = time.monotonic() + self._retry_seconds
+        for attempt in itertools.count(1):
+            try:
+                return self._create(to, body)
+            except SmsFailed as exc:
+                pause = min(RETRY_BASE_SECONDS * 2 ** (attempt - 1), RETRY_MAX_PAUSE)
+                if not exc.retryable or time.monotonic() + pause > deadline:
+                    raise
+                log.warning("twilio throttled the SMS; retrying in %.1f s", pause)
+                time.sleep(pause)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def find(self, to: str, body: str, since: datetime) -> str | None:
+        """Ask Twilio whether a message with this body went to ``to`` since then."""
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            messages = self._client.messages.list(to=to, limit=LOOKUP_LIMIT)
+            found = next(
+                (
+                    str(message.sid)
+                    for message in messages
+                    if message.body == body
+                    and message.date_created is not None
+                    and message.date_created >= since - LOOKUP_SKEW
+                ),
+                None,
+            )
+            outcome = "found" if found else "absent"
+            return found
+        except (TwilioRestException, requests.RequestException) as exc:
+            raise SmsFailed("Twilio could not be asked about an earlier SMS.") from exc
+        finally:
+            log.info(
+                "twilio.Messages.list to=%s outcome=%s duration_ms=%.0f",
+                mask_phone(to),
+                outcome,
+                (time.perf_counter() - started) * 1000,
+            )
+
+    def _create(self, to: str, body: str) -> str:
         started = time.perf_counter()
         outcome = "error"
         try:
@@ -58,7 +113,7 @@ class TwilioSms:
         except TwilioRestException as exc:
             outcome = f"refused status={exc.status} code={exc.code}"
             raise SmsFailed(
-                f"Twilio refused the message (error {exc.code}): {exc.msg}",
+                f"Twilio refused the message (error {exc.code}): {_reason(exc.msg)}",
                 retryable=exc.status in RETRYABLE_STATUSES,
             ) from exc
         except requests.RequestException as exc:
@@ -86,12 +141,21 @@ class ConsoleSms:
         log.info("console.sms to=%s sid=%s", mask_phone(to), sid)
         return sid
 
+    def find(self, to: str, body: str, since: datetime) -> str | None:
+        """Nothing printed survives a crash, so nothing is ever found."""
+        return None
+
 
 def build_sender(settings: Settings) -> SmsSender:
     """Return the sender that ``SMS_BACKEND`` names."""
     if settings.sms_backend == "console":
         return ConsoleSms()
     return TwilioSms(settings)
+
+
+def _reason(message: str) -> str:
+    """Drop the Twilio client's own prefix from an error message."""
+    return message.removeprefix("Unable to create record: ")
 
 
 def _sender_fields(settings: Settings) -> dict[str, Any]:

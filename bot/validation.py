@@ -98,6 +98,18 @@ def threshold(value: str | float) -> float:
     return number
 
 
+def limit(value: str | int, most: int) -> int:
+    """Return a count of rows to list, from 1 to ``most``."""
+    text = str(value)
+    if not text.isdigit() or not 1 <= int(text) <= most:
+        raise InvalidInput(
+            "limit",
+            f"The limit {_quoted(text)} is not valid: it must be a whole number "
+            f"from 1 to {most}.",
+        )
+    return int(text)
+
+
 def check_request(
     *,
     account: str,

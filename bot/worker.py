@@ -36,6 +36,7 @@ def run_worker(settings: Settings) -> int:
     checker = build_checker(settings)
     if settings.database_url.startswith("sqlite"):
         migrate(settings.database_url)
+    checker.settle_pending()
     handler = SocketModeHandler(
         build_bolt_app(settings, checker), settings.slack_app_token
     )

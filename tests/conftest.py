@@ -127,6 +127,7 @@ def env(aws: AwsProxy, twilio: TwilioStandIn, sqlite_url: str) -> dict[str, str]
         "TWILIO_PHONE_NUMBER": "+14155550100",
         "TWILIO_API_BASE_URL": twilio.url,
         "TWILIO_TIMEOUT": "3",
+        "TWILIO_RETRY_SECONDS": "1",
     }
 
 

@@ -140,7 +140,7 @@ def test_only_stale_data_is_404(web, aws, twilio):
 def test_twilio_failure_is_reported_as_failed_not_sent(web, aws, twilio, kind, words):
     """A refused or unreachable Twilio gives ``failed`` with the reason, still a 200."""
     seed_cpu(aws.upstream, HOT, steady(92.0))
-    twilio.answer_with(kind)
+    twilio.set_default(kind)
 
     answer = web.get(path(HOT), headers=AUTH)
 

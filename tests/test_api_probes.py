@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 
 import httpx
 import pytest
@@ -31,6 +32,10 @@ class ExplodingSms:
     def send(self, to: str, body: str) -> str:
         """Fail the way only a bug would."""
         raise RuntimeError("secret internal detail")
+
+    def find(self, to: str, body: str, since: datetime) -> str | None:
+        """Find nothing."""
+        return None
 
 
 @pytest.fixture
@@ -105,7 +110,8 @@ def test_database_down_still_answers_usage_but_sends_no_sms(
 def test_unexpected_error_is_500_with_a_reference_only(env, serve_app, aws, migrated):
     """A bug gives 500 with a reference for the logs and nothing internal."""
     settings = load_settings({**env, "DATABASE_URL": migrated})
-    checker = dataclasses.replace(build_checker(settings), sms=ExplodingSms())
+    checker = build_checker(settings)
+    checker.alerts = dataclasses.replace(checker.alerts, sms=ExplodingSms())
     web = serve_app(settings, checker)
     seed_cpu(aws.upstream, HOT, steady(92.0))
 

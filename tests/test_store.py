@@ -9,13 +9,32 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.errors import StoreUnavailable
-from bot.store import AlertKey, Claim, Held, Store, migrate
+from bot.store import (
+    AlertKey,
+    Caps,
+    CheckRecord,
+    Claim,
+    Held,
+    OverCap,
+    PendingSend,
+    Store,
+    migrate,
+)
 from tests.harness import ACCOUNT, HOT, PHONE, free_port
 
 KEY = AlertKey(ACCOUNT, "us-east-1", HOT, PHONE)
 COOLDOWN = timedelta(minutes=60)
 STALE = timedelta(minutes=2)
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+CAPS = Caps(per_number=5, total=100)
+BODY = "cpubot: EC2 hot"
+
+
+def claim(store: Store, now: datetime = NOW, key: AlertKey = KEY, caps: Caps = CAPS):
+    """Claim the right to send for a key, with the default rules."""
+    return store.claim_alert(
+        key, BODY, now, cooldown=COOLDOWN, stale_after=STALE, caps=caps
+    )
 
 
 @pytest.fixture
@@ -38,20 +57,20 @@ def test_migrating_twice_is_harmless(database_url):
 
 def test_first_claim_wins_and_the_second_is_held_pending(store):
     """While one check sends, another is told the alert is being sent."""
-    claim = store.claim_alert(KEY, NOW, COOLDOWN, STALE)
-    other = store.claim_alert(KEY, NOW, COOLDOWN, STALE)
+    first = claim(store)
+    other = claim(store)
 
-    assert isinstance(claim, Claim)
+    assert isinstance(first, Claim)
     assert other == Held(pending=True, next_alert_after=None)
 
 
 def test_sent_alert_holds_until_the_cooldown_ends(store):
     """After a sent SMS, claims are held until the cooldown has passed."""
-    claim = store.claim_alert(KEY, NOW, COOLDOWN, STALE)
-    store.settle_alert(claim, NOW, sid="SM1", error=None)
+    first = claim(store)
+    store.settle_send(first.send_id, NOW, sid="SM1", error=None)
 
-    during = store.claim_alert(KEY, NOW + timedelta(minutes=59), COOLDOWN, STALE)
-    after = store.claim_alert(KEY, NOW + timedelta(minutes=60), COOLDOWN, STALE)
+    during = claim(store, NOW + timedelta(minutes=59))
+    after = claim(store, NOW + timedelta(minutes=60))
 
     assert during == Held(pending=False, next_alert_after=NOW + COOLDOWN)
     assert isinstance(after, Claim)
@@ -59,42 +78,109 @@ def test_sent_alert_holds_until_the_cooldown_ends(store):
 
 def test_failed_alert_may_be_claimed_again_at_once(store):
     """A failed send does not start the cooldown."""
-    claim = store.claim_alert(KEY, NOW, COOLDOWN, STALE)
-    store.settle_alert(claim, NOW, sid=None, error="Twilio refused")
+    first = claim(store)
+    store.settle_send(first.send_id, NOW, sid=None, error="Twilio refused")
 
-    again = store.claim_alert(KEY, NOW, COOLDOWN, STALE)
+    again = claim(store)
 
     assert isinstance(again, Claim)
 
 
-def test_a_claim_abandoned_by_a_crash_is_reclaimed_when_stale(store):
-    """A pending claim nobody settled is taken over once it is stale."""
-    store.claim_alert(KEY, NOW, COOLDOWN, STALE)
+def test_a_send_abandoned_by_a_crash_must_be_settled_when_stale(store):
+    """A pending send nobody settled is handed back for settlement once stale."""
+    first = claim(store)
 
-    soon = store.claim_alert(KEY, NOW + timedelta(minutes=1), COOLDOWN, STALE)
-    later = store.claim_alert(KEY, NOW + timedelta(minutes=3), COOLDOWN, STALE)
+    soon = claim(store, NOW + timedelta(minutes=1))
+    later = claim(store, NOW + timedelta(minutes=3))
 
     assert isinstance(soon, Held)
-    assert isinstance(later, Claim)
+    assert later == PendingSend(first.send_id, PHONE, BODY, NOW)
+    assert store.pending_sends(older_than=NOW + timedelta(minutes=3)) == [later]
+
+
+def test_a_settled_abandoned_send_found_at_the_provider_holds_the_cooldown(store):
+    """A pending send later found at the provider counts as sent when it was made."""
+    first = claim(store)
+
+    store.settle_send(
+        first.send_id, NOW + timedelta(minutes=3), sid="SM9", error=None, sent_at=NOW
+    )
+
+    assert claim(store, NOW + timedelta(minutes=3)) == Held(
+        pending=False, next_alert_after=NOW + COOLDOWN
+    )
+    assert [row["status"] for row in store.sends()] == ["sent"]
+
+
+def test_per_number_cap_blocks_until_the_oldest_send_is_an_hour_old(store):
+    """The per-number cap counts the last hour of that number's SMS."""
+    caps = Caps(per_number=2, total=100)
+    for n, minute in enumerate((0, 10)):
+        key = AlertKey(ACCOUNT, "us-east-1", f"i-0000000{n}", PHONE)
+        sent = claim(store, NOW + timedelta(minutes=minute), key=key, caps=caps)
+        store.settle_send(sent.send_id, NOW, sid=f"SM{minute}", error=None)
+
+    blocked = claim(store, NOW + timedelta(minutes=20), caps=caps)
+    reopened = claim(store, NOW + timedelta(minutes=61), caps=caps)
+
+    assert isinstance(blocked, OverCap)
+    assert blocked.reopens_at == NOW + timedelta(hours=1)
+    assert "SMS_MAX_PER_NUMBER_PER_HOUR" in blocked.reason
+    assert isinstance(reopened, Claim)
+
+
+def test_total_cap_counts_every_recipient(store):
+    """The total cap counts SMS to anyone."""
+    caps = Caps(per_number=5, total=2)
+    for number in ("+12025550123", "+12025550124"):
+        claim(store, key=AlertKey(ACCOUNT, "us-east-1", HOT, number), caps=caps)
+
+    blocked = claim(store, caps=caps)
+
+    assert isinstance(blocked, OverCap)
+    assert "SMS_MAX_PER_HOUR" in blocked.reason
+
+
+def test_checks_are_listed_newest_first(store):
+    """The audit trail lists one instance's checks, newest first, up to a limit."""
+    for minute in range(3):
+        store.record_check(
+            CheckRecord(
+                checked_at=NOW + timedelta(minutes=minute),
+                requester_kind="api",
+                requester="ops",
+                channel=None,
+                account_id=ACCOUNT,
+                role_name="cpubot-reader",
+                region="us-east-1",
+                instance_id=HOT,
+                outcome="ok",
+                cpu_usage=float(minute),
+            )
+        )
+
+    latest = store.recent_checks(HOT, limit=2)
+
+    assert [record.cpu_usage for record in latest] == [2.0, 1.0]
+    assert store.recent_checks("i-00000000") == []
 
 
 def test_keys_are_independent(store):
     """Another recipient or instance has its own claim."""
-    store.claim_alert(KEY, NOW, COOLDOWN, STALE)
+    claim(store)
 
     other = AlertKey(ACCOUNT, "us-east-1", HOT, "+12025550123")
 
-    assert isinstance(store.claim_alert(other, NOW, COOLDOWN, STALE), Claim)
+    assert isinstance(claim(store, key=other), Claim)
 
 
 def test_many_threads_claiming_at_once_get_one_claim(store):
     """Of 16 simultaneous claims exactly one wins."""
     with ThreadPoolExecutor(16) as pool:
-        outcomes = list(
-            pool.map(lambda _: store.claim_alert(KEY, NOW, COOLDOWN, STALE), range(16))
-        )
+        outcomes = list(pool.map(lambda _: claim(store), range(16)))
 
     assert sum(isinstance(outcome, Claim) for outcome in outcomes) == 1
+    assert len(store.sends()) == 1
 
 
 def test_a_delivery_is_new_only_once(store):
@@ -109,5 +195,5 @@ def test_unreachable_database_raises_store_unavailable():
     store = Store(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test")
 
     with pytest.raises(StoreUnavailable):
-        store.claim_alert(KEY, NOW, COOLDOWN, STALE)
+        claim(store)
     store.close()

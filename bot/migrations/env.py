@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from bot.store import metadata
+from bot.store.schema import metadata
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=metadata)

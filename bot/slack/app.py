@@ -15,20 +15,25 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
+from bot import validation
 from bot.config import Settings
 from bot.core import Checker
 from bot.errors import CpuBotError, InvalidInput, NotAllowed, StoreUnavailable
 from bot.models import CheckRequest, Requester
 from bot.slack import messages
-from bot.slack.command import Help, parse
+from bot.slack.command import Help, History, parse
 
 log = logging.getLogger(__name__)
 
 COMMAND = "/cpu"
+HISTORY_LINES = 10
 
 
-class Refused(Exception):
-    """The command is answered at once, only to the caller, and nothing is checked."""
+class Answered(Exception):
+    """The command is answered at once, only to the caller, and nothing is checked.
+
+    Help, history, mistakes and refusals all end this way.
+    """
 
     def __init__(self, message: messages.Message) -> None:
         super().__init__(message.get("text", ""))
@@ -47,8 +52,8 @@ class CpuCommand:
         requester = Requester("slack", command["user_id"], command.get("channel_id"))
         try:
             request = self._accept(command, requester)
-        except Refused as refused:
-            ack(**refused.message)
+        except Answered as answer:
+            ack(**answer.message)
             return
 
         if not self._first_delivery(command):
@@ -59,12 +64,14 @@ class CpuCommand:
         _post(respond, self._answer(request, requester))
 
     def _accept(self, command: dict[str, Any], requester: Requester) -> CheckRequest:
-        """Return the validated request, or raise ``Refused`` with the answer."""
+        """Return the validated request, or raise ``Answered`` with the answer."""
         self._gate(requester)
         try:
             parsed = parse(command.get("text", ""))
             if isinstance(parsed, Help):
-                raise Refused(messages.help_message())
+                raise Answered(messages.help_message())
+            if isinstance(parsed, History):
+                raise Answered(self._history(parsed.instance))
             request = self._checker.request(
                 parsed.account,
                 parsed.role,
@@ -75,18 +82,27 @@ class CpuCommand:
             )
             self._checker.authorize(request)
         except InvalidInput as exc:
-            raise Refused(messages.mistake(str(exc))) from exc
+            raise Answered(messages.mistake(str(exc))) from exc
         except NotAllowed as exc:
-            raise Refused(messages.refusal(str(exc))) from exc
+            raise Answered(messages.refusal(str(exc))) from exc
         return request
+
+    def _history(self, instance: str) -> messages.Message:
+        """Answer ``/cpu history INSTANCE`` from the audit trail."""
+        instance_id = validation.instance_id(instance)
+        try:
+            records = self._checker.history(instance_id, limit=HISTORY_LINES)
+        except StoreUnavailable as exc:
+            return messages.failure(str(exc))
+        return messages.history(instance_id, records)
 
     def _gate(self, requester: Requester) -> None:
         users = self._settings.slack_allowed_users
         channels = self._settings.slack_allowed_channels
         if users and requester.name not in users:
-            raise Refused(messages.refusal(messages.not_allowed_user()))
+            raise Answered(messages.refusal(messages.not_allowed_user()))
         if channels and requester.channel not in channels:
-            raise Refused(messages.refusal(messages.not_allowed_channel()))
+            raise Answered(messages.refusal(messages.not_allowed_channel()))
 
     def _first_delivery(self, command: dict[str, Any]) -> bool:
         """Say whether this invocation is new, so a redelivery runs no second check."""

@@ -17,6 +17,13 @@ class Help:
 
 
 @dataclass(frozen=True)
+class History:
+    """The caller asked for the latest checks of an instance."""
+
+    instance: str
+
+
+@dataclass(frozen=True)
 class Check:
     """The caller asked for a check; fields are raw until the core validates them."""
 
@@ -28,14 +35,20 @@ class Check:
     threshold: str | None = None
 
 
-Command = Help | Check
+Command = Help | History | Check
 
 
 def parse(text: str) -> Command:
-    """Split ``ACCOUNT ROLE INSTANCE [PHONE] [region=R] [threshold=T]`` or ``help``."""
+    """Split ``ACCOUNT ROLE INSTANCE [PHONE] [region=R] [threshold=T]``, or the rest."""
     words = [_unlink(word) for word in text.split()]
     if not words or words == ["help"]:
         return Help()
+    if words[0] == "history":
+        if len(words) != 2:
+            raise InvalidInput(
+                "text", "History needs one instance id: /cpu history INSTANCE."
+            )
+        return History(words[1])
 
     positional = [word for word in words if "=" not in word]
     options = _options([word for word in words if "=" in word])

@@ -11,11 +11,15 @@ from typing import Any
 
 from bot.logs import mask_phone
 from bot.models import Alert, AlertStatus, CheckRequest, CheckResult, Requester
+from bot.store import CheckRecord
 from bot.text import age, sparkline
 
 Message = dict[str, Any]
 
-USAGE = "Usage: `/cpu ACCOUNT ROLE INSTANCE [PHONE] [region=R] [threshold=T]`"
+USAGE = (
+    "Usage: `/cpu ACCOUNT ROLE INSTANCE [PHONE] [region=R] [threshold=T]`, "
+    "`/cpu history INSTANCE` or `/cpu help`"
+)
 EXAMPLE = "`/cpu 123456789012 cpubot-reader i-0abcd1234ef567890 +14155550100`"
 
 
@@ -25,7 +29,8 @@ def help_message() -> Message:
         f"{USAGE}\n"
         "Reads the instance's CloudWatch CPU through the role in that account and "
         "posts it here. With a phone number, it also texts that number once when "
-        f"usage is above the threshold.\nExample: {EXAMPLE}"
+        "usage is above the threshold. `history` lists the latest checks of an "
+        f"instance.\nExample: {EXAMPLE}"
     )
     return _ephemeral(text)
 
@@ -43,6 +48,33 @@ def refusal(sentence: str) -> Message:
 def failure(sentence: str) -> Message:
     """Say why the check could not be answered, only to the caller."""
     return _ephemeral(f":x: {sentence}\n{USAGE}")
+
+
+def history(instance_id: str, records: list[CheckRecord]) -> Message:
+    """List the latest checks of an instance, newest first, only to the caller."""
+    if not records:
+        return _ephemeral(f"No checks of {instance_id} are recorded yet.")
+
+    lines = [f"*Latest checks of {instance_id}*, newest first:"]
+    for record in records:
+        asker = (
+            f"<@{record.requester}>"
+            if record.requester_kind == "slack"
+            else f"{record.requester_kind}:{record.requester}"
+        )
+        if record.outcome == "ok" and record.cpu_usage is not None:
+            what = f"{record.cpu_usage:.1f} %, SMS {_status_words(record.alert_status)}"
+        else:
+            what = record.outcome.replace("_", " ")
+        lines.append(
+            f"• {record.checked_at:%Y-%m-%d %H:%M} UTC {asker} "
+            f"({record.account_id}, {record.region}): {what}"
+        )
+    return _ephemeral("\n".join(lines))
+
+
+def _status_words(status: str | None) -> str:
+    return (status or "unknown").replace("_", " ")
 
 
 def checking(request: CheckRequest) -> Message:

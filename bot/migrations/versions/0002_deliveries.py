@@ -8,7 +8,7 @@ Create Date: 2026-12-03
 import sqlalchemy as sa
 from alembic import op
 
-from bot.store import UtcDateTime
+from bot.store.schema import UtcDateTime
 
 revision = "0002"
 down_revision = "0001"
