@@ -367,3 +367,41 @@ def test_the_web_process_starts_without_reaching_slack(slack_web, slack):
 
     assert web.get("/healthz").status_code == 200
     assert slack.api_calls == []
+
+
+def test_history_lists_the_latest_checks_only_to_the_caller(slack_web, slack, aws):
+    """``/cpu history INSTANCE`` lists recorded checks, newest first, ephemeral."""
+    web = slack_web()
+    seed_cpu(aws.upstream, HOT, steady(92.0))
+    command(web, slack, f"{ACCOUNT} {ROLE} {HOT}")
+    slack.wait_for_responses(1)
+
+    ack = command(web, slack, f"history {HOT}")
+
+    assert ack.json()["response_type"] == "ephemeral"
+    text = ack.json()["text"]
+    assert f"Latest checks of {HOT}" in text
+    assert "<@U0ALICE>" in text
+    assert "92.0 %" in text
+
+
+def test_history_of_an_unknown_instance_says_so(slack_web, slack, aws):
+    """An instance never checked has no history, and says so."""
+    web = slack_web()
+
+    ack = command(web, slack, f"history {COOL}")
+
+    assert "No checks of" in ack.json()["text"]
+
+
+def test_sms_cap_is_noted_in_the_reply(slack_web, slack, aws, twilio):
+    """When a cap blocks the SMS, the channel reply says so and when it reopens."""
+    web = slack_web(SMS_MAX_PER_HOUR=0)
+    seed_cpu(aws.upstream, HOT, steady(92.0))
+
+    command(web, slack, f"{ACCOUNT} {ROLE} {HOT} {PHONE}")
+    message = reply(slack)
+
+    assert "SMS blocked: SMS cap reached" in message["text"]
+    assert "reopens at" in message["text"]
+    assert twilio.posts == []

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.store import migrate
+from bot.store import Store, migrate
 from tests.harness import (
     ACCOUNT,
     AUTH,
@@ -21,7 +21,7 @@ from tests.harness import (
     steady,
 )
 
-CALLERS = 32
+CALLERS = 100
 PATH = f"/check_cpu/{ACCOUNT}/{ROLE}/{HOT}/{PHONE}"
 
 
@@ -61,11 +61,10 @@ def two_processes(env, database_url, tmp_path: Path):
             process.stop()
 
 
-def test_burst_on_two_processes_sends_one_sms(two_processes, aws, twilio):
-    """32 simultaneous checks across two processes: one sent, the rest suppressed."""
-    seed_cpu(aws.upstream, HOT, steady(92.0))
-
+def test_burst_on_two_processes_sends_one_sms(two_processes, aws, twilio, database_url):
+    """100 checks at once on two processes: one SMS, one ledger row, 100 audit rows."""
     urls, _processes = two_processes
+    seed_cpu(aws.upstream, HOT, steady(92.0))
 
     answers = asyncio.run(_burst(urls))
 
@@ -73,6 +72,11 @@ def test_burst_on_two_processes_sends_one_sms(two_processes, aws, twilio):
     assert statuses == ["sent"] + ["suppressed"] * (CALLERS - 1)
     assert sum(answer["alert_sent"] for answer in answers) == 1
     assert len(twilio.posts) == 1
+    store = Store(database_url)
+    ledger, audit = store.sends(), store.recent_checks(HOT, limit=1000)
+    store.close()
+    assert [row["status"] for row in ledger] == ["sent"]
+    assert len(audit) == CALLERS
 
 
 def test_logs_never_hold_a_whole_phone_number(two_processes, aws, twilio):

@@ -74,7 +74,7 @@ def _check_kind(kind: Kind) -> Kind:
     if isinstance(kind, tuple):
         if (
             len(kind) == 2
-            and kind[0] == "hold"
+            and kind[0] in ("hold", "hold-drop")
             and isinstance(kind[1], threading.Event)
         ):
             return kind
@@ -160,7 +160,8 @@ class TwilioStandIn(BackgroundServer):
     Answers are queued with :meth:`answer_with` and used one per POST; when
     the queue is empty the default answer (``"201"``) is used. Kinds:
     ``"201"``, ``"400"``, ``"429"``, ``"500"``, ``"drop"`` (close the socket
-    without an answer) and ``("hold", event)`` (wait for the event, at most
+    without an answer), ``("hold-drop", event)`` (wait for the event, then drop:
+    the message never went out) and ``("hold", event)`` (wait for the event, at most
     10 s, then answer 201).
     """
 
@@ -231,7 +232,7 @@ class TwilioStandIn(BackgroundServer):
         kind = self._record(post)
         if isinstance(kind, tuple):
             self._wait_for(kind[1])
-            kind = "201"
+            kind = "201" if kind[0] == "hold" else "drop"
         if kind == "drop":
             return None
         if kind in _ERROR_KINDS:
