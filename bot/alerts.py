@@ -38,7 +38,7 @@ class Alerter:
 
     def alert(self, request: CheckRequest, reading: Reading) -> Alert:
         """Decide whether this check alerts, and do it."""
-        usage, threshold = reading.latest.value, request.threshold
+        usage, threshold = reading.usage, request.threshold
         if usage <= threshold:
             return Alert(
                 AlertStatus.NOT_NEEDED,
@@ -118,9 +118,36 @@ class Alerter:
             sid = self.sms.send(to, claim.body)
         except SmsFailed as exc:
             log.warning("sms to %s failed: %s", mask_phone(to), redact(str(exc)))
+            if exc.uncertain:
+                return self._resolve_lost_answer(claim, to, exc)
             self._record(claim.send_id, self.clock(), sid=None, error=str(exc))
             return Alert(AlertStatus.FAILED, str(exc), recipient=to)
 
+        return self._sent(claim, to, sid)
+
+    def _resolve_lost_answer(self, claim: Claim, to: str, exc: SmsFailed) -> Alert:
+        """Ask the provider whether a send whose answer was lost went out.
+
+        Found means sent. Otherwise the ledger row stays pending: Twilio may still be
+        creating the message, so it is asked again once SMS_PENDING_SECONDS have
+        passed, before any other SMS for this instance and number.
+        """
+        try:
+            sid = self.sms.find(to, claim.body, claim.created_at) if self.sms else None
+        except SmsFailed:
+            sid = None
+
+        if sid is not None:
+            return self._sent(claim, to, sid)
+        return Alert(
+            AlertStatus.FAILED,
+            f"{exc} Twilio will be asked whether it went out before another SMS is "
+            "sent.",
+            recipient=to,
+        )
+
+    def _sent(self, claim: Claim, to: str, sid: str) -> Alert:
+        """Record an accepted send and say so."""
         sent_at = self.clock()
         self._record(claim.send_id, sent_at, sid=sid, error=None)
         cooldown = timedelta(minutes=self.settings.alert_cooldown_minutes)
@@ -166,7 +193,7 @@ def alert_text(request: CheckRequest, reading: Reading) -> str:
     stamp = reading.latest.time.strftime("%H:%M UTC")
     return (
         f"cpubot: EC2 {request.instance_id} in {request.account_id} "
-        f"({request.region}) CPU {reading.latest.value:.1f}% > "
+        f"({request.region}) CPU {reading.usage:.1f}% > "
         f"{request.threshold:g}% ({reading.statistic}, {stamp})"
     )
 
@@ -175,7 +202,8 @@ def _suppressed(held: Held | PendingSend, to: str) -> Alert:
     if isinstance(held, PendingSend) or held.pending:
         return Alert(
             AlertStatus.SUPPRESSED,
-            "Another check is sending this alert right now.",
+            f"An SMS for this instance to {mask_phone(to)} is pending; no other is "
+            "sent until Twilio confirms whether it went out.",
             recipient=to,
         )
 

@@ -23,11 +23,10 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
+    HTTPClientError,
     NoCredentialsError,
-    ReadTimeoutError,
 )
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from bot.cache import Clock, ExpiringCache
 from bot.config import Settings
@@ -304,7 +303,7 @@ def _aws_call(operation: str, request: CheckRequest) -> Iterator[None]:
     try:
         yield
         outcome = "ok"
-    except (ConnectTimeoutError, ReadTimeoutError, EndpointConnectionError) as exc:
+    except (BotoConnectionError, HTTPClientError) as exc:
         raise AwsUnavailable(
             "AWS did not answer in time; try again in a few seconds."
         ) from exc
@@ -316,7 +315,10 @@ def _aws_call(operation: str, request: CheckRequest) -> Iterator[None]:
     except ClientError:
         raise
     except BotoCoreError as exc:
-        raise AwsError(f"Error retrieving CPU usage: {_scrub(str(exc))}") from exc
+        log.warning("unreadable AWS answer: %s", type(exc).__name__)
+        raise AwsError(
+            "Error retrieving CPU usage: AWS's answer could not be read."
+        ) from exc
     finally:
         log.info(
             "%s account=%s region=%s instance=%s outcome=%s duration_ms=%.0f",

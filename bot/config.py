@@ -158,7 +158,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if settings.sms_backend == "twilio" and source.has_any(*TWILIO_VARIABLES):
         settings.require_twilio()
     _check_slack_pair(settings)
+    _check_pending_outlives_a_send(settings)
     return settings
+
+
+def _check_pending_outlives_a_send(settings: Settings) -> None:
+    """Refuse a pending timeout that a live send could outlast."""
+    longest = settings.twilio_retry_seconds + 2 * settings.twilio_timeout
+    if settings.sms_pending_seconds <= longest:
+        raise ConfigError(
+            f"SMS_PENDING_SECONDS must be more than {longest:g} seconds "
+            "(TWILIO_RETRY_SECONDS plus twice TWILIO_TIMEOUT), the longest a send "
+            f"can take (got {settings.sms_pending_seconds})."
+        )
 
 
 def _check_slack_pair(settings: Settings) -> None:

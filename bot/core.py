@@ -78,10 +78,14 @@ class Checker:
             else threshold,
         )
 
-    def authorize(self, request: CheckRequest) -> None:
-        """Raise ``NotAllowed`` unless ALLOWED_ACCOUNTS lets this account be checked."""
+    def authorize(self, request: CheckRequest, requester: Requester) -> None:
+        """Raise ``NotAllowed`` unless ALLOWED_ACCOUNTS lets this account be checked.
+
+        A refusal is recorded in the audit trail like any other outcome.
+        """
         allowed = self.settings.allowed_accounts
         if allowed and request.account_id not in allowed:
+            self._audit(request, requester, outcome="not_allowed")
             raise NotAllowed(
                 f"Account {request.account_id} may not be checked here: it is not "
                 "in ALLOWED_ACCOUNTS."
@@ -89,8 +93,8 @@ class Checker:
 
     def check(self, request: CheckRequest, requester: Requester) -> CheckResult:
         """Read the CPU, alert when it is above the threshold, and record the check."""
+        self.authorize(request, requester)
         try:
-            self.authorize(request)
             reading = self.cpu.read(request, requester)
             alert = self.alerts.alert(request, reading)
         except Exception as exc:
@@ -103,7 +107,7 @@ class Checker:
             requester.label,
             request.account_id,
             request.instance_id,
-            reading.latest.value,
+            reading.usage,
             request.threshold,
             alert.status,
         )

@@ -46,11 +46,18 @@ class AwsUnavailable(AwsError):
 
 
 class SmsFailed(CpuBotError):
-    """The SMS provider refused the message or could not be reached."""
+    """The SMS provider refused the message or could not be reached.
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    ``retryable`` says the provider asked us to try again later; ``uncertain`` says
+    the answer was lost, so the message may have gone out all the same.
+    """
+
+    def __init__(
+        self, message: str, *, retryable: bool = False, uncertain: bool = False
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.uncertain = uncertain
 
 
 class StoreUnavailable(CpuBotError):

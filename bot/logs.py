@@ -26,9 +26,15 @@ class RedactingFilter(logging.Filter):
     """A handler filter that masks phone numbers in every record, whoever logs it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Render the record's message once, masked, so no argument escapes."""
+        """Render the message and any traceback once, masked, so nothing escapes."""
         record.msg = redact(record.getMessage())
         record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
 
 

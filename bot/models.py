@@ -51,6 +51,11 @@ class Reading:
     period_seconds: int
     fetched_at: datetime
 
+    @property
+    def usage(self) -> float:
+        """Return the newest value to one decimal: what is shown and what is decided."""
+        return round(self.latest.value, 1)
+
     def age_seconds(self, now: datetime) -> int:
         """Return how many seconds old the newest datapoint's period start is."""
         return max(0, int((now - self.latest.time).total_seconds()))
@@ -88,8 +93,8 @@ class CheckResult:
 
     @property
     def cpu_usage(self) -> float:
-        """Return the newest datapoint's value, rounded to two decimals."""
-        return round(self.reading.latest.value, 2)
+        """Return the newest datapoint's value, to one decimal."""
+        return self.reading.usage
 
     @property
     def alert_sent(self) -> bool:

@@ -113,14 +113,15 @@ class TwilioSms:
         except TwilioRestException as exc:
             outcome = f"refused status={exc.status} code={exc.code}"
             raise SmsFailed(
-                f"Twilio refused the message (error {exc.code}): {_reason(exc.msg)}",
+                f"Twilio refused the message (error {exc.code}): "
+                f"{redact(_reason(exc.msg))}",
                 retryable=exc.status in RETRYABLE_STATUSES,
             ) from exc
         except requests.RequestException as exc:
             outcome = f"unreachable {type(exc).__name__}"
             raise SmsFailed(
                 "Twilio could not be reached; the message may not have been sent.",
-                retryable=False,
+                uncertain=True,
             ) from exc
         finally:
             log.info(

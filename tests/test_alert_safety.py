@@ -175,7 +175,12 @@ class CrashedSend:
     """A web process killed while Twilio holds its SMS, and what came after."""
 
     def __init__(self, env: dict[str, str], tmp_path: Path) -> None:
-        self.env = {**env, "SMS_PENDING_SECONDS": "1"}
+        self.env = {
+            **env,
+            "SMS_PENDING_SECONDS": "3",
+            "TWILIO_TIMEOUT": "1",
+            "TWILIO_RETRY_SECONDS": "0",
+        }
         self.tmp_path = tmp_path
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -203,7 +208,7 @@ class CrashedSend:
         process.stop()
         released.set()
         caller.join(timeout=10)
-        time.sleep(1.5)  # the pending send is now older than SMS_PENDING_SECONDS
+        time.sleep(3.5)  # the pending send is now older than SMS_PENDING_SECONDS
 
     def check(self) -> dict:
         """Check the hot instance once and return the answer."""

@@ -10,6 +10,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 COMMAND = "/cpu"
 HISTORY_LINES = 10
+LISTENER_THREADS = 64  # each /cpu holds one while AWS answers; Bolt's default is 5
 
 
 class Answered(Exception):
@@ -80,7 +82,7 @@ class CpuCommand:
                 parsed.region,
                 parsed.threshold,
             )
-            self._checker.authorize(request)
+            self._checker.authorize(request, requester)
         except InvalidInput as exc:
             raise Answered(messages.mistake(str(exc))) from exc
         except NotAllowed as exc:
@@ -135,6 +137,9 @@ def build_bolt_app(settings: Settings, checker: Checker) -> App:
         token=settings.slack_bot_token, base_url=api_base_url(settings.slack_api_url)
     )
     app = App(
+        listener_executor=ThreadPoolExecutor(
+            max_workers=LISTENER_THREADS, thread_name_prefix="slack-listener"
+        ),
         token=settings.slack_bot_token,
         signing_secret=settings.slack_signing_secret,
         client=client,

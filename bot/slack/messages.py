@@ -41,8 +41,8 @@ def mistake(sentence: str) -> Message:
 
 
 def refusal(sentence: str) -> Message:
-    """Say why the caller may not ask this here, only to the caller."""
-    return _ephemeral(f":no_entry: {sentence}")
+    """Say why the caller may not ask this here, only to the caller, with the usage."""
+    return _ephemeral(f":no_entry: {sentence}\n{USAGE}")
 
 
 def failure(sentence: str) -> Message:

@@ -9,6 +9,7 @@ after it has written a ``pending`` ledger row under that lock.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -89,6 +90,7 @@ class Claim:
     key: AlertKey
     send_id: str
     body: str
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -272,9 +274,14 @@ class Store:
 
 def _pass_gate(connection: Connection, now: datetime) -> None:
     """Lock the gate row: one claim at a time, in every process, until commit."""
-    connection.execute(
+    passed = connection.execute(
         sms_gate.update().where(sms_gate.c.id == 1).values(touched_at=now)
     )
+    if passed.rowcount != 1:
+        raise StoreUnavailable(
+            "The SMS gate row is missing: run python -m bot migrate on a fresh "
+            "database."
+        )
 
 
 def _held(
@@ -349,7 +356,7 @@ def _record_pending(
         .where(key.where())
         .values(status="pending", claim_id=send_id, claimed_at=now)
     )
-    return Claim(key=key, send_id=send_id, body=body)
+    return Claim(key=key, send_id=send_id, body=body, created_at=now)
 
 
 def _pending(row: Any) -> PendingSend:
@@ -402,15 +409,31 @@ def create_engine(url: str) -> Engine:
     return sa.create_engine(
         url,
         pool_pre_ping=True,
-        pool_size=10,
-        max_overflow=20,
+        pool_size=5,
+        max_overflow=10,
         pool_timeout=10,
         connect_args={"connect_timeout": 5},
     )
 
 
-def migrate(url: str) -> str:
-    """Bring the schema up to date with Alembic and return the revision reached."""
+def migrate(url: str, attempts: int = 3) -> str:
+    """Bring the schema up to date and return the revision reached.
+
+    Processes starting together on one SQLite file may race to migrate it; the
+    loser tries again, and finds the work done.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return _upgrade(url)
+        except StoreUnavailable:
+            if attempt == attempts:
+                raise
+            time.sleep(0.5 * attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _upgrade(url: str) -> str:
+    """Run Alembic's upgrade to the newest revision once."""
     from alembic import command
     from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
