@@ -10,21 +10,18 @@ lost nor sent twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.config import Settings
 from bot.errors import SmsFailed, StoreUnavailable
 from bot.logs import mask_phone, redact
-from bot.models import Alert, AlertStatus, CheckRequest, Reading
+from bot.models import Alert, AlertStatus, CheckRequest, Clock, Reading
 from bot.policy import recipient_problem
 from bot.sms import SmsSender
 from bot.store import AlertKey, Caps, Claim, Held, OverCap, PendingSend, Store
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
 
 
 @dataclass

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -64,6 +64,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 bearer = HTTPBearer(auto_error=False, description="A token from API_TOKENS.")
+checks = APIRouter(tags=["checks"])
+probes = APIRouter(tags=["probes"])
+slack_routes = APIRouter(tags=["slack"])
 
 
 def create_app(settings: Settings, checker: Checker | None = None) -> FastAPI:
@@ -83,93 +86,106 @@ def create_app(settings: Settings, checker: Checker | None = None) -> FastAPI:
         version="1.0",
         lifespan=lifespan,
     )
+    app.state.settings = settings
     app.state.checker = core
+    app.state.slack = build_bolt_app(settings, core) if settings.slack_enabled else None
     _add_error_handlers(app)
-    _add_routes(app, settings, core)
-    _add_slack(app, build_bolt_app(settings, core) if settings.slack_enabled else None)
+    for router in (checks, probes, slack_routes):
+        app.include_router(router)
     return app
 
 
-def _add_slack(app: FastAPI, slack: App | None) -> None:
-    @app.post(
-        "/slack/events",
-        tags=["slack"],
-        responses={
-            401: {"description": "Not signed by Slack."},
-            404: {"model": ErrorOut},
-        },
+def _core(request: Request) -> Checker:
+    """Return the app's checker (a FastAPI dependency)."""
+    checker: Checker = request.app.state.checker
+    return checker
+
+
+def _caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Requester:
+    """Return who is calling, by the name of their bearer token (a dependency)."""
+    return Requester("api", token_name(request.app.state.settings, credentials))
+
+
+Core = Annotated[Checker, Depends(_core)]
+Caller = Annotated[Requester, Depends(_caller)]
+
+
+@checks.get(
+    "/check_cpu/{account_id}/{role_name}/{instance_id}/{phone_number}",
+    response_model=CheckOut,
+    responses=ERROR_RESPONSES,
+)
+async def check_cpu(
+    account_id: str,
+    role_name: str,
+    instance_id: str,
+    phone_number: str,
+    requester: Caller,
+    core: Core,
+    region: str | None = None,
+    threshold: str | None = None,
+) -> CheckOut:
+    """Check an instance's CPU and text the number once when it runs hot."""
+    request = core.request(
+        account_id, role_name, instance_id, phone_number, region, threshold
     )
-    async def slack_events(request: Request) -> Response:
-        """Receive Slack's signed commands and interactions."""
-        if slack is None:
-            return JSONResponse(
-                {
-                    "detail": "Slack is not configured here: set SLACK_BOT_TOKEN and "
-                    "SLACK_SIGNING_SECRET to enable it."
-                },
-                status_code=404,
-            )
-        bolt_request = to_bolt_request(request, await request.body())
-        bolt_response = await run_in_threadpool(slack.dispatch, bolt_request)
-        return to_starlette_response(bolt_response)
+    result = await run_in_threadpool(core.check, request, requester)
+    return CheckOut.from_result(result)
 
 
-def _add_routes(app: FastAPI, settings: Settings, core: Checker) -> None:
-    def authenticate(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> Requester:
-        return Requester("api", token_name(settings, credentials))
-
-    @app.get(
-        "/check_cpu/{account_id}/{role_name}/{instance_id}/{phone_number}",
-        response_model=CheckOut,
-        responses=ERROR_RESPONSES,
-        tags=["checks"],
+@checks.get(
+    "/checks",
+    response_model=list[CheckRecordOut],
+    responses={code: ERROR_RESPONSES[code] for code in (400, 401, 503)},
+)
+async def list_checks(
+    _requester: Caller,
+    core: Core,
+    instance_id: str | None = None,
+    limit: str = "20",
+) -> list[CheckRecordOut]:
+    """List the latest checks, newest first, of one instance or of all."""
+    instance = None if instance_id is None else validation.instance_id(instance_id)
+    records = await run_in_threadpool(
+        core.history, instance, validation.limit(limit, MAX_HISTORY)
     )
-    async def check_cpu(
-        account_id: str,
-        role_name: str,
-        instance_id: str,
-        phone_number: str,
-        requester: Annotated[Requester, Depends(authenticate)],
-        region: str | None = None,
-        threshold: str | None = None,
-    ) -> CheckOut:
-        """Check an instance's CPU and text the number once when it runs hot."""
-        request = core.request(
-            account_id, role_name, instance_id, phone_number, region, threshold
+    return [CheckRecordOut.model_validate(record.__dict__) for record in records]
+
+
+@probes.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Say the process is alive."""
+    return {"status": "ok"}
+
+
+@probes.get("/readyz", responses={503: {"model": ErrorOut}})
+async def readyz(core: Core) -> dict[str, str]:
+    """Say the process can serve checks: its database answers."""
+    await run_in_threadpool(core.store.ping)
+    return {"status": "ready"}
+
+
+@slack_routes.post(
+    "/slack/events",
+    responses={401: {"description": "Not signed by Slack."}, 404: {"model": ErrorOut}},
+)
+async def slack_events(request: Request) -> Response:
+    """Receive Slack's signed commands and interactions."""
+    slack: App | None = request.app.state.slack
+    if slack is None:
+        return JSONResponse(
+            {
+                "detail": "Slack is not configured here: set SLACK_BOT_TOKEN and "
+                "SLACK_SIGNING_SECRET to enable it."
+            },
+            status_code=404,
         )
-        result = await run_in_threadpool(core.check, request, requester)
-        return CheckOut.from_result(result)
-
-    @app.get(
-        "/checks",
-        response_model=list[CheckRecordOut],
-        responses={code: ERROR_RESPONSES[code] for code in (400, 401, 503)},
-        tags=["checks"],
-    )
-    async def checks(
-        _requester: Annotated[Requester, Depends(authenticate)],
-        instance_id: str | None = None,
-        limit: str = "20",
-    ) -> list[CheckRecordOut]:
-        """List the latest checks, newest first, of one instance or of all."""
-        instance = None if instance_id is None else validation.instance_id(instance_id)
-        records = await run_in_threadpool(
-            core.history, instance, validation.limit(limit, MAX_HISTORY)
-        )
-        return [CheckRecordOut.model_validate(record.__dict__) for record in records]
-
-    @app.get("/healthz", tags=["probes"])
-    async def healthz() -> dict[str, str]:
-        """Say the process is alive."""
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["probes"], responses={503: {"model": ErrorOut}})
-    async def readyz() -> dict[str, str]:
-        """Say the process can serve checks: its database answers."""
-        await run_in_threadpool(core.store.ping)
-        return {"status": "ready"}
+    bolt_request = to_bolt_request(request, await request.body())
+    bolt_response = await run_in_threadpool(slack.dispatch, bolt_request)
+    return to_starlette_response(bolt_response)
 
 
 def token_name(

@@ -28,10 +28,10 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from bot.cache import Clock, ExpiringCache
+from bot.cache import ExpiringCache
 from bot.config import Settings
 from bot.errors import AccessDenied, AwsError, AwsUnavailable, NoData
-from bot.models import CheckRequest, Datapoint, Reading, Requester
+from bot.models import CheckRequest, Clock, Datapoint, Reading, Requester
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
+from bot.models import Clock
+
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
-Clock = Callable[[], datetime]
 PRUNE_ABOVE = 10_000
 
 

@@ -11,15 +11,14 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from bot import validation
 from bot.errors import ConfigError, InvalidInput
 
 T = TypeVar("T")
 
-REGION_PATTERN = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 EXTERNAL_ID_PATTERN = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
-ACCOUNT_PATTERN = re.compile(r"^\d{12}$")
 TOKEN_NAME_PATTERN = re.compile(r"^[\w+=,.@-]{1,32}$")
 STATISTICS = ("Average", "Maximum", "Minimum")
 DEFAULT_DATABASE_URL = "sqlite:///cpubot.db"
@@ -109,51 +108,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and check every setting from ``env`` (default: the environment)."""
     source = _Source(os.environ if env is None else env)
 
-    settings = Settings(
-        aws_region=source.get("AWS_REGION", "us-east-1", _region),
-        aws_external_id=source.optional("AWS_EXTERNAL_ID", _external_id),
-        aws_endpoint_url=source.optional("AWS_ENDPOINT_URL", _url),
-        aws_connect_timeout=source.get("AWS_CONNECT_TIMEOUT", 3.0, _seconds),
-        aws_read_timeout=source.get("AWS_READ_TIMEOUT", 5.0, _seconds),
-        aws_max_attempts=source.get("AWS_MAX_ATTEMPTS", 3, _attempts),
-        cpu_threshold=source.get("CPU_THRESHOLD", 85.0, _percentage),
-        cpu_statistic=source.get("CPU_STATISTIC", "Average", _statistic),
-        cpu_period_seconds=source.get("CPU_PERIOD_SECONDS", 300, _period),
-        cpu_lookback_minutes=source.get("CPU_LOOKBACK_MINUTES", 20, _lookback),
-        alert_cooldown_minutes=source.get("ALERT_COOLDOWN_MINUTES", 60, _minutes),
-        api_tokens=source.get("API_TOKENS", (), _api_tokens),
-        allowed_accounts=source.get("ALLOWED_ACCOUNTS", frozenset(), _accounts),
-        sms_backend=source.get("SMS_BACKEND", "twilio", _sms_backend),
-        twilio_account_sid=source.optional("TWILIO_ACCOUNT_SID", str),
-        twilio_auth_token=source.optional("TWILIO_AUTH_TOKEN", str),
-        twilio_phone_number=source.optional("TWILIO_PHONE_NUMBER", _e164),
-        twilio_messaging_service_sid=source.optional(
-            "TWILIO_MESSAGING_SERVICE_SID", _messaging_service
-        ),
-        twilio_api_base_url=source.optional("TWILIO_API_BASE_URL", _url),
-        twilio_timeout=source.get("TWILIO_TIMEOUT", 10.0, _seconds),
-        twilio_retry_seconds=source.get("TWILIO_RETRY_SECONDS", 8.0, _retry_seconds),
-        sms_allowed_countries=source.get(
-            "SMS_ALLOWED_COUNTRIES", frozenset(), _countries
-        ),
-        sms_allowed_numbers=source.get("SMS_ALLOWED_NUMBERS", frozenset(), _numbers),
-        sms_max_per_number_per_hour=source.get("SMS_MAX_PER_NUMBER_PER_HOUR", 5, _cap),
-        sms_max_per_hour=source.get("SMS_MAX_PER_HOUR", 100, _cap),
-        sms_pending_seconds=source.get("SMS_PENDING_SECONDS", 120, _pending_seconds),
-        slack_bot_token=source.optional("SLACK_BOT_TOKEN", str),
-        slack_signing_secret=source.optional("SLACK_SIGNING_SECRET", str),
-        slack_app_token=source.optional("SLACK_APP_TOKEN", str),
-        slack_api_url=source.optional("SLACK_API_URL", _url),
-        slack_allowed_channels=source.get(
-            "SLACK_ALLOWED_CHANNELS", frozenset(), _slack_ids
-        ),
-        slack_allowed_users=source.get("SLACK_ALLOWED_USERS", frozenset(), _slack_ids),
-        database_url=source.get("DATABASE_URL", DEFAULT_DATABASE_URL, _database),
-        host=source.get("HOST", "127.0.0.1", str),
-        port=source.get("PORT", 8000, _port),
-        log_level=source.get("LOG_LEVEL", "INFO", _log_level),
-        log_format=source.get("LOG_FORMAT", "text", _log_format),
-    )
+    values: dict[str, Any] = {}
+    for name, variable, parse in _VARIABLES:
+        value = source.optional(variable, parse)
+        if value is not None:
+            values[name] = value
+    settings = Settings(**values)
 
     if settings.sms_backend == "twilio" and source.has_any(*TWILIO_VARIABLES):
         settings.require_twilio()
@@ -198,10 +158,6 @@ class _Source:
 
     def has_any(self, *names: str) -> bool:
         return any(self._env.get(name, "").strip() for name in names)
-
-    def get(self, name: str, default: T, parse: Callable[[str], T]) -> T:
-        value = self.optional(name, parse)
-        return default if value is None else value
 
     def optional(self, name: str, parse: Callable[[str], T]) -> T | None:
         raw = self._env.get(name, "").strip()
@@ -275,7 +231,7 @@ def _statistic(raw: str) -> str:
 
 
 def _region(raw: str) -> str:
-    if not REGION_PATTERN.match(raw):
+    if not validation.REGION_PATTERN.match(raw):
         raise ValueError("must be an AWS region name such as us-east-1")
     return raw
 
@@ -325,7 +281,7 @@ def _log_format(raw: str) -> str:
 
 def _accounts(raw: str) -> frozenset[str]:
     accounts = frozenset(part.strip() for part in raw.split(",") if part.strip())
-    if not all(ACCOUNT_PATTERN.match(account) for account in accounts):
+    if not all(validation.ACCOUNT_PATTERN.match(account) for account in accounts):
         raise ValueError("must be comma-separated 12-digit AWS account ids")
     return accounts
 
@@ -356,13 +312,11 @@ def _countries(raw: str) -> frozenset[str]:
 
 
 def _numbers(raw: str) -> frozenset[str]:
-    from bot.validation import phone_number
-
     numbers = set()
     for part in raw.split(","):
         if part.strip():
             try:
-                numbers.add(phone_number(part.strip()))
+                numbers.add(validation.phone_number(part.strip()))
             except InvalidInput:
                 raise ValueError(
                     "must be comma-separated E.164 numbers such as +14155550100"
@@ -402,3 +356,50 @@ def _database(raw: str) -> str:
     if not re.match(r"^[a-z0-9+]+://", raw):
         raise ValueError("must be a database URL such as postgres://... or sqlite:///")
     return raw
+
+
+# Each setting: its field, its variable, and the parser that checks it. Defaults are
+# those of the Settings dataclass.
+_VARIABLES: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
+    ("aws_region", "AWS_REGION", _region),
+    ("aws_external_id", "AWS_EXTERNAL_ID", _external_id),
+    ("aws_endpoint_url", "AWS_ENDPOINT_URL", _url),
+    ("aws_connect_timeout", "AWS_CONNECT_TIMEOUT", _seconds),
+    ("aws_read_timeout", "AWS_READ_TIMEOUT", _seconds),
+    ("aws_max_attempts", "AWS_MAX_ATTEMPTS", _attempts),
+    ("cpu_threshold", "CPU_THRESHOLD", _percentage),
+    ("cpu_statistic", "CPU_STATISTIC", _statistic),
+    ("cpu_period_seconds", "CPU_PERIOD_SECONDS", _period),
+    ("cpu_lookback_minutes", "CPU_LOOKBACK_MINUTES", _lookback),
+    ("alert_cooldown_minutes", "ALERT_COOLDOWN_MINUTES", _minutes),
+    ("api_tokens", "API_TOKENS", _api_tokens),
+    ("allowed_accounts", "ALLOWED_ACCOUNTS", _accounts),
+    ("sms_backend", "SMS_BACKEND", _sms_backend),
+    ("twilio_account_sid", "TWILIO_ACCOUNT_SID", str),
+    ("twilio_auth_token", "TWILIO_AUTH_TOKEN", str),
+    ("twilio_phone_number", "TWILIO_PHONE_NUMBER", _e164),
+    (
+        "twilio_messaging_service_sid",
+        "TWILIO_MESSAGING_SERVICE_SID",
+        _messaging_service,
+    ),
+    ("twilio_api_base_url", "TWILIO_API_BASE_URL", _url),
+    ("twilio_timeout", "TWILIO_TIMEOUT", _seconds),
+    ("twilio_retry_seconds", "TWILIO_RETRY_SECONDS", _retry_seconds),
+    ("sms_allowed_countries", "SMS_ALLOWED_COUNTRIES", _countries),
+    ("sms_allowed_numbers", "SMS_ALLOWED_NUMBERS", _numbers),
+    ("sms_max_per_number_per_hour", "SMS_MAX_PER_NUMBER_PER_HOUR", _cap),
+    ("sms_max_per_hour", "SMS_MAX_PER_HOUR", _cap),
+    ("sms_pending_seconds", "SMS_PENDING_SECONDS", _pending_seconds),
+    ("slack_bot_token", "SLACK_BOT_TOKEN", str),
+    ("slack_signing_secret", "SLACK_SIGNING_SECRET", str),
+    ("slack_app_token", "SLACK_APP_TOKEN", str),
+    ("slack_api_url", "SLACK_API_URL", _url),
+    ("slack_allowed_channels", "SLACK_ALLOWED_CHANNELS", _slack_ids),
+    ("slack_allowed_users", "SLACK_ALLOWED_USERS", _slack_ids),
+    ("database_url", "DATABASE_URL", _database),
+    ("host", "HOST", str),
+    ("port", "PORT", _port),
+    ("log_level", "LOG_LEVEL", _log_level),
+    ("log_format", "LOG_FORMAT", _log_format),
+)

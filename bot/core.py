@@ -8,7 +8,6 @@ of them talks to AWS, Twilio or the database itself.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -25,13 +24,12 @@ from bot.errors import (
     NotAllowed,
     StoreUnavailable,
 )
-from bot.models import CheckRequest, CheckResult, Requester
+from bot.models import CheckRequest, CheckResult, Clock, Requester
 from bot.sms import build_sender
 from bot.store import CheckRecord, Store
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 ERROR_KINDS: list[tuple[type[Exception], str]] = [
     (NotAllowed, "not_allowed"),
     (NoData, "no_data"),

@@ -97,47 +97,52 @@ def not_allowed_channel() -> str:
 
 def result(outcome: CheckResult, requester: Requester) -> Message:
     """Post a check's answer in the channel, headline first."""
-    request, reading = outcome.request, outcome.reading
-    stamp = f"{reading.latest.time:%H:%M} UTC"
-    when = f"{stamp} ({age(outcome.datapoint_age_seconds)} old)"
+    request = outcome.request
+    headline = f"CPU {outcome.cpu_usage:.1f} % on {request.instance_id}"
+    when = _when(outcome)
     alert = alert_words(outcome.alert)
     asker = f"<@{requester.name}>"
-    headline = f"CPU {outcome.cpu_usage:.1f} % on {request.instance_id}"
+    trend = sparkline([point.value for point in outcome.reading.recent])
 
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": headline}},
-        {
-            "type": "section",
-            "fields": [
-                _field("Threshold", f"{request.threshold:g} %"),
-                _field("Instance", request.instance_id),
-                _field("Account", request.account_id),
-                _field("Region", request.region),
-                _field("Datapoint", when),
-                _field(
-                    "Statistic",
-                    f"{reading.statistic} over {reading.period_seconds // 60} min",
-                ),
-            ],
-        },
-        {
-            "type": "section",
-            "text": {
-                "type": "mrkdwn",
-                "text": f"*Last hour* `{sparkline([p.value for p in reading.recent])}`",
-            },
-        },
-        {"type": "section", "text": {"type": "mrkdwn", "text": alert}},
-        {
-            "type": "context",
-            "elements": [{"type": "mrkdwn", "text": f"Asked by {asker}"}],
-        },
+        {"type": "section", "fields": _facts(outcome, when)},
+        _mrkdwn(f"*Last hour* `{trend}`"),
+        _mrkdwn(alert),
+        {"type": "context", "elements": [_text(f"Asked by {asker}")]},
     ]
     text = (
         f"{headline} ({request.account_id}, {request.region}): datapoint {when}, "
         f"threshold {request.threshold:g} %. {alert} Asked by {asker}."
     )
     return {"response_type": "in_channel", "text": text, "blocks": blocks}
+
+
+def _when(outcome: CheckResult) -> str:
+    stamp = f"{outcome.reading.latest.time:%H:%M} UTC"
+    return f"{stamp} ({age(outcome.datapoint_age_seconds)} old)"
+
+
+def _facts(outcome: CheckResult, when: str) -> list[dict[str, str]]:
+    request, reading = outcome.request, outcome.reading
+    return [
+        _field("Threshold", f"{request.threshold:g} %"),
+        _field("Instance", request.instance_id),
+        _field("Account", request.account_id),
+        _field("Region", request.region),
+        _field("Datapoint", when),
+        _field(
+            "Statistic", f"{reading.statistic} over {reading.period_seconds // 60} min"
+        ),
+    ]
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": _text(text)}
+
+
+def _text(text: str) -> dict[str, str]:
+    return {"type": "mrkdwn", "text": text}
 
 
 def alert_words(alert: Alert) -> str:
@@ -171,12 +176,12 @@ def _time(moment: datetime) -> str:
 
 
 def _field(name: str, value: str) -> dict[str, str]:
-    return {"type": "mrkdwn", "text": f"*{name}*\n{value}"}
+    return _text(f"*{name}*\n{value}")
 
 
 def _ephemeral(text: str) -> Message:
     return {
         "response_type": "ephemeral",
         "text": text,
-        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+        "blocks": [_mrkdwn(text)],
     }
