@@ -80,12 +80,18 @@ class Alerter:
                 claim = self._claim(key, body)
         except StoreUnavailable:
             log.warning("alert store unavailable; no SMS to %s", mask_phone(to))
-            return Alert(AlertStatus.FAILED, "Alert store unavailable.", recipient=to)
+            return Alert(
+                AlertStatus.FAILED,
+                "Alert store unavailable.",
+                recipient=to,
+                provider_unavailable=True,
+            )
         except SmsFailed as exc:
             return Alert(
                 AlertStatus.FAILED,
                 f"{exc} An earlier SMS may have gone out, so none is sent now.",
                 recipient=to,
+                provider_unavailable=True,
             )
 
         if isinstance(claim, Held | PendingSend):
@@ -118,7 +124,12 @@ class Alerter:
             if exc.uncertain:
                 return self._resolve_lost_answer(claim, to, exc)
             self._record(claim.send_id, self.clock(), sid=None, error=str(exc))
-            return Alert(AlertStatus.FAILED, str(exc), recipient=to)
+            return Alert(
+                AlertStatus.FAILED,
+                str(exc),
+                recipient=to,
+                provider_unavailable=exc.unavailable,
+            )
 
         return self._sent(claim, to, sid)
 
@@ -141,6 +152,7 @@ class Alerter:
             f"{exc} Twilio will be asked whether it went out before another SMS is "
             "sent.",
             recipient=to,
+            provider_unavailable=True,
         )
 
     def _sent(self, claim: Claim, to: str, sid: str) -> Alert:

@@ -24,7 +24,7 @@ from bot.errors import (
     NotAllowed,
     StoreUnavailable,
 )
-from bot.models import AlertStatus, Requester
+from bot.models import Requester
 from bot.schemas import CheckOut
 from bot.store import migrate
 from bot.text import summary
@@ -146,4 +146,4 @@ def _check(arguments: argparse.Namespace, settings: Settings) -> int:
         )
     else:
         print(summary(result))
-    return EXIT_UNAVAILABLE if result.alert.status is AlertStatus.FAILED else EXIT_OK
+    return EXIT_UNAVAILABLE if result.alert.provider_unavailable else EXIT_OK

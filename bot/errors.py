@@ -49,15 +49,22 @@ class SmsFailed(CpuBotError):
     """The SMS provider refused the message or could not be reached.
 
     ``retryable`` says the provider asked us to try again later; ``uncertain`` says
-    the answer was lost, so the message may have gone out all the same.
+    the answer was lost, so the message may have gone out all the same;
+    ``unavailable`` says the provider, not the message, is at fault.
     """
 
     def __init__(
-        self, message: str, *, retryable: bool = False, uncertain: bool = False
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        uncertain: bool = False,
+        unavailable: bool = False,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.uncertain = uncertain
+        self.unavailable = unavailable or retryable or uncertain
 
 
 class StoreUnavailable(CpuBotError):

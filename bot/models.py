@@ -83,6 +83,7 @@ class Alert:
     message_sid: str | None = None
     next_alert_after: datetime | None = None
     recipient: str | None = None
+    provider_unavailable: bool = False
 
 
 @dataclass(frozen=True)

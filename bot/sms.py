@@ -116,6 +116,7 @@ class TwilioSms:
                 f"Twilio refused the message (error {exc.code}): "
                 f"{redact(_reason(exc.msg))}",
                 retryable=exc.status in RETRYABLE_STATUSES,
+                unavailable=exc.status >= 500,
             ) from exc
         except requests.RequestException as exc:
             outcome = f"unreachable {type(exc).__name__}"
