@@ -1,5 +1,4 @@
 import json
-import logging
 import re
 import socket
 import threading
@@ -17,7 +16,6 @@ import pytest
 import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError, ReadTimeoutError
-from moto.server import ThreadedMotoServer
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
@@ -270,17 +268,6 @@ def test_stopped_stand_in_refuses_connections(twilio_env: None) -> None:
 
 
 # --- AWS -------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    """Run one moto server on 127.0.0.1 for the AWS tests of this module."""
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.fixture
