@@ -117,13 +117,22 @@ class Alerter:
         """Call the provider for a claimed send and record what it said."""
         try:
             if self.sms is None:
-                raise SmsFailed("SMS is not configured: set SMS_BACKEND and Twilio.")
+                raise SmsFailed(
+                    "SMS is not configured: set SMS_BACKEND and Twilio.",
+                    unavailable=True,
+                )
             sid = self.sms.send(to, claim.body)
         except SmsFailed as exc:
             log.warning("sms to %s failed: %s", mask_phone(to), redact(str(exc)))
             if exc.uncertain:
                 return self._resolve_lost_answer(claim, to, exc)
-            self._record(claim.send_id, self.clock(), sid=None, error=str(exc))
+            self._record(
+                claim.send_id,
+                self.clock(),
+                sid=None,
+                error=str(exc),
+                refused=exc.refused,
+            )
             return Alert(
                 AlertStatus.FAILED,
                 str(exc),
@@ -188,11 +197,17 @@ class Alerter:
         )
 
     def _record(
-        self, send_id: str, now: datetime, *, sid: str | None, error: str | None
+        self,
+        send_id: str,
+        now: datetime,
+        *,
+        sid: str | None,
+        error: str | None,
+        refused: bool = False,
     ) -> None:
         """Settle the ledger; if the database is gone, the next check asks Twilio."""
         try:
-            self.store.settle_send(send_id, now, sid=sid, error=error)
+            self.store.settle_send(send_id, now, sid=sid, error=error, refused=refused)
         except StoreUnavailable:
             log.warning("could not record the outcome of SMS %s", send_id)
 
@@ -216,9 +231,17 @@ def _suppressed(held: Held | PendingSend, to: str) -> Alert:
             recipient=to,
         )
 
-    detail = f"An SMS for this instance already went to {mask_phone(to)}"
-    if held.next_alert_after:
-        detail += f"; the next may go after {held.next_alert_after:%H:%M} UTC"
+    masked = mask_phone(to)
+    when = f" after {held.next_alert_after:%H:%M} UTC" if held.next_alert_after else ""
+    if held.refused:
+        detail = (
+            f"The last SMS to {masked} was refused ({held.refused.rstrip('.')}); "
+            f"it is tried again{when}"
+        )
+    else:
+        detail = (
+            f"An SMS for this instance already went to {masked}; the next may go{when}"
+        )
     return Alert(
         AlertStatus.SUPPRESSED,
         detail + ".",

@@ -66,6 +66,11 @@ class SmsFailed(CpuBotError):
         self.uncertain = uncertain
         self.unavailable = unavailable or retryable or uncertain
 
+    @property
+    def refused(self) -> bool:
+        """Return True when the provider refused this message for good."""
+        return not self.unavailable
+
 
 class StoreUnavailable(CpuBotError):
     """The database could not be reached."""

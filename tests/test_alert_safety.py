@@ -156,10 +156,10 @@ def test_twilio_429_is_retried_and_one_sms_goes_out(make_web, aws, twilio, migra
 
 
 def test_every_send_is_in_the_ledger_with_its_outcome(make_web, aws, twilio, migrated):
-    """A refused SMS is recorded failed with the reason, an accepted one sent."""
+    """A send Twilio failed is recorded failed with the reason, then one sent."""
     web = make_web(DATABASE_URL=migrated)
     seed_cpu(aws.upstream, HOT, steady(92.0))
-    twilio.answer_with("400")
+    twilio.answer_with("500")
 
     web.get(path(), headers=AUTH)
     web.get(path(), headers=AUTH)
@@ -168,7 +168,34 @@ def test_every_send_is_in_the_ledger_with_its_outcome(make_web, aws, twilio, mig
     rows = store.sends()
     store.close()
     assert [row["status"] for row in rows] == ["failed", "sent"]
-    assert "21211" in rows[0]["error"]
+    assert "20500" in rows[0]["error"]
+
+
+def test_a_number_twilio_refuses_is_not_tried_on_every_check(
+    make_web, aws, twilio, migrated
+):
+    """An invalid number refused by Twilio waits for the cooldown before a retry."""
+    clock = FakeClock()
+    web = make_web(clock=clock, DATABASE_URL=migrated, ALERT_COOLDOWN_MINUTES=10)
+    seed_cpu(aws.upstream, HOT, steady(92.0))
+    twilio.answer_with("400")
+
+    first = web.get(path(), headers=AUTH).json()
+    second = web.get(path(), headers=AUTH).json()
+    clock.advance(minutes=11)
+    seed_cpu(aws.upstream, HOT, [(timedelta(minutes=-9), 93.0)])
+    later = web.get(path(), headers=AUTH).json()
+
+    assert first["alert"]["status"] == "failed"
+    assert second["alert"]["status"] == "suppressed"
+    assert "was refused" in second["alert"]["detail"]
+    assert "21211" in second["alert"]["detail"]
+    assert later["alert"]["status"] == "sent"
+    assert len(twilio.posts) == 2
+    store = Store(migrated)
+    statuses = [row["status"] for row in store.sends()]
+    store.close()
+    assert statuses == ["refused", "sent"]
 
 
 class CrashedSend:

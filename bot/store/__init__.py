@@ -95,10 +95,15 @@ class Claim:
 
 @dataclass(frozen=True)
 class Held:
-    """Why a check may not send now: sent recently, or being sent by another check."""
+    """Why a check may not send now: sent recently, or being sent by another check.
+
+    ``refused`` holds the provider's reason when the last attempt was refused for
+    good (an invalid or opted-out number): that, too, waits for the cooldown.
+    """
 
     pending: bool
     next_alert_after: datetime | None
+    refused: str | None = None
 
 
 @dataclass(frozen=True)
@@ -185,15 +190,20 @@ class Store:
         sid: str | None,
         error: str | None,
         sent_at: datetime | None = None,
+        refused: bool = False,
     ) -> None:
-        """Record a send's outcome: sent with its SID (and time), or failed."""
-        status = "sent" if sid is not None else "failed"
+        """Record a send's outcome: sent with its SID (and time), or failed.
+
+        A send the provider ``refused`` for good starts the cooldown like a sent
+        one, so that an invalid or opted-out number is not tried on every check.
+        """
+        status = "sent" if sid is not None else "refused" if refused else "failed"
         state: dict[str, Any] = {
             "status": status,
             "claim_id": None,
             "last_error": error,
         }
-        if sid is not None:
+        if sid is not None or refused:
             state.update(last_sent_at=sent_at or now, message_sid=sid)
 
         with self._transaction() as connection:
@@ -301,7 +311,11 @@ def _held(
         return _pending(ledger)
 
     if row.last_sent_at is not None and row.last_sent_at > now - cooldown:
-        return Held(pending=False, next_alert_after=row.last_sent_at + cooldown)
+        return Held(
+            pending=False,
+            next_alert_after=row.last_sent_at + cooldown,
+            refused=row.last_error if row.status == "refused" else None,
+        )
     return None
 
 
