@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import uvicorn
 
 from bot.api import create_app
@@ -10,15 +15,35 @@ from bot.store import migrate
 
 
 def serve(settings: Settings, *, port: int | None = None) -> None:
-    """Serve the API on ``HOST``:``PORT`` until interrupted."""
+    """Serve the API on ``HOST``:``PORT`` until SIGTERM or Ctrl-C, then drain."""
     app = create_app(settings)
     if settings.database_url.startswith("sqlite"):
         migrate(settings.database_url)
 
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=port or settings.port,
         log_config=None,
         timeout_graceful_shutdown=25,
     )
+    with _interrupts_end_quietly():
+        uvicorn.Server(config).run()
+
+
+@contextmanager
+def _interrupts_end_quietly() -> Iterator[None]:
+    """Let uvicorn drain on Ctrl-C, then end without a KeyboardInterrupt traceback.
+
+    uvicorn handles SIGINT itself while it serves and raises the signal again
+    afterwards for the previous handler; a no-op handler receives it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    previous = signal.signal(signal.SIGINT, lambda _signum, _frame: None)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

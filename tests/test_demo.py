@@ -160,3 +160,4 @@ def test_ctrl_c_stops_the_demo_cleanly(demo):
     assert code == 0
     assert time.monotonic() - started < 15
     assert "cpubot demo stopped." in demo.process.log_path.read_text()
+    assert "Traceback" not in demo.process.log_path.read_text()
