@@ -33,17 +33,22 @@ def serve(settings: Settings, *, port: int | None = None) -> None:
 
 @contextmanager
 def _interrupts_end_quietly() -> Iterator[None]:
-    """Let uvicorn drain on Ctrl-C, then end without a KeyboardInterrupt traceback.
+    """Let uvicorn drain on Ctrl-C or SIGTERM, then end with exit code 0.
 
-    uvicorn handles SIGINT itself while it serves and raises the signal again
-    afterwards for the previous handler; a no-op handler receives it.
+    uvicorn handles both signals itself while it serves and raises them again
+    afterwards for the previous handlers; no-op handlers receive them, so neither a
+    KeyboardInterrupt traceback nor a death by signal follows the drain.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    previous = signal.signal(signal.SIGINT, lambda _signum, _frame: None)
+    stopping = (signal.SIGINT, signal.SIGTERM)
+    previous = {
+        sig: signal.signal(sig, lambda _signum, _frame: None) for sig in stopping
+    }
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import signal
 from datetime import datetime
 
 import httpx
@@ -17,6 +18,7 @@ from tests.harness import (
     HOT,
     PHONE,
     ROLE,
+    BotProcess,
     WebServer,
     free_port,
     seed_cpu,
@@ -138,3 +140,17 @@ def test_docs_show_the_response_and_error_schemas(web):
         check_out
     )
     assert "ErrorOut" in spec["components"]["schemas"]
+
+
+def test_sigterm_drains_the_web_process_and_exits_0(env, tmp_path):
+    """Heroku's SIGTERM ends ``python -m bot serve`` cleanly, with exit code 0."""
+    port = free_port()
+    process = BotProcess(["serve"], {**env, "PORT": str(port)}, tmp_path / "web.log")
+    process.wait_for_http(f"http://127.0.0.1:{port}/healthz")
+
+    process.process.send_signal(signal.SIGTERM)
+    code = process.process.wait(timeout=30)
+    process.stop()
+
+    assert code == 0
+    assert "Traceback" not in process.output()
