@@ -305,7 +305,8 @@ def _aws_call(operation: str, request: CheckRequest) -> Iterator[None]:
         outcome = "ok"
     except (BotoConnectionError, HTTPClientError) as exc:
         raise AwsUnavailable(
-            "AWS did not answer in time; try again in a few seconds."
+            "AWS could not be reached or did not answer in time; try again in a "
+            "few seconds."
         ) from exc
     except NoCredentialsError as exc:
         raise AwsError(
