@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 WORKER_THREADS = 100
 MAX_HISTORY = 200
+SLACK_EVENTS_PATH = "/slack/events"
 STATUS_OF: list[tuple[type[CpuBotError], int]] = [
     (InvalidInput, 400),
     (NotAuthenticated, 401),
@@ -164,12 +165,12 @@ async def healthz() -> dict[str, str]:
 @probes.get("/readyz", responses={503: {"model": ErrorOut}})
 async def readyz(core: Core) -> dict[str, str]:
     """Say the process can serve checks: its database answers."""
-    await run_in_threadpool(core.store.ping)
+    await run_in_threadpool(core.ping)
     return {"status": "ready"}
 
 
 @slack_routes.post(
-    "/slack/events",
+    SLACK_EVENTS_PATH,
     responses={401: {"description": "Not signed by Slack."}, 404: {"model": ErrorOut}},
 )
 async def slack_events(request: Request) -> Response:

@@ -9,7 +9,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from dotenv import load_dotenv
+from dotenv import find_dotenv, load_dotenv
 
 from bot import logs
 from bot.config import Settings, load_settings
@@ -52,7 +52,7 @@ EXIT_OF: list[tuple[type[CpuBotError], int]] = [
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command and return its exit code."""
-    load_dotenv()
+    load_dotenv(find_dotenv(usecwd=True))
     arguments = _parser().parse_args(argv)
     try:
         settings = load_settings()

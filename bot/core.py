@@ -112,6 +112,14 @@ class Checker:
         self._audit(request, requester, outcome="ok", result=result)
         return result
 
+    def ping(self) -> None:
+        """Raise ``StoreUnavailable`` unless the database answers and is migrated."""
+        self.store.ping()
+
+    def first_delivery(self, delivery_id: str) -> bool:
+        """Record a delivery (such as a Slack trigger id); False when seen before."""
+        return self.store.first_delivery(delivery_id, self.clock())
+
     def history(self, instance_id: str | None, limit: int = 20) -> list[CheckRecord]:
         """Return the latest recorded checks, newest first."""
         return self.store.recent_checks(instance_id, limit)

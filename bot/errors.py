@@ -72,5 +72,9 @@ class SmsFailed(CpuBotError):
         return not self.unavailable
 
 
+class SlackUnavailable(CpuBotError):
+    """Slack could not be reached to open a Socket Mode connection."""
+
+
 class StoreUnavailable(CpuBotError):
     """The database could not be reached."""

@@ -11,7 +11,7 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 from bot.config import Settings
 from bot.core import build_checker
-from bot.errors import ConfigError
+from bot.errors import ConfigError, SlackUnavailable
 from bot.slack.app import build_bolt_app
 from bot.store import migrate
 
@@ -50,7 +50,13 @@ def run_worker(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
 
-    handler.connect()  # type: ignore[no-untyped-call]  # slack_bolt leaves it untyped
+    try:
+        handler.connect()  # type: ignore[no-untyped-call]  # slack_bolt leaves it untyped
+    except Exception as exc:  # slack_sdk raises several unrelated kinds here
+        raise SlackUnavailable(
+            f"Slack could not be reached to open Socket Mode ({type(exc).__name__}); "
+            "check SLACK_APP_TOKEN and the network."
+        ) from exc
     log.info("worker connected to Slack over Socket Mode")
     try:
         stop.wait()

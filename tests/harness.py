@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterable
@@ -118,6 +119,27 @@ class WebServer:
         self._thread.join(timeout=10)
 
 
+def child_environment(env: dict[str, str]) -> dict[str, str]:
+    """Return ``env`` over this process's, importable from a folder with no ``.env``."""
+    return {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+
+
+def run_bot(
+    args: list[str], env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m bot ARGS`` to completion, away from any developer's ``.env``."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=tempfile.gettempdir(),
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=timeout,
+        check=False,
+    )
+
+
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as probe:
@@ -133,8 +155,8 @@ class BotProcess:
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bot", *args],
-            cwd=ROOT,
-            env={**os.environ, **env},
+            cwd=log_path.parent,
+            env=child_environment(env),
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )

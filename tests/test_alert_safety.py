@@ -123,18 +123,23 @@ def test_per_number_cap_blocks_then_reopens_after_an_hour(
     assert len(twilio.accepted) == 3
 
 
-def test_total_cap_blocks_every_recipient(make_web, aws, twilio):
-    """Past SMS_MAX_PER_HOUR no number is texted."""
-    web = make_web(SMS_MAX_PER_HOUR=1)
+def test_total_cap_blocks_every_recipient_then_reopens(make_web, aws, twilio):
+    """Past SMS_MAX_PER_HOUR no number is texted until the hour has passed."""
+    clock = FakeClock()
+    web = make_web(clock=clock, SMS_MAX_PER_HOUR=1)
     seed_cpu(aws.upstream, HOT, steady(92.0))
 
     first = web.get(path(phone=PHONE), headers=AUTH).json()
     second = web.get(path(phone="+12025550123"), headers=AUTH).json()
+    clock.advance(minutes=61)
+    seed_cpu(aws.upstream, HOT, [(timedelta(minutes=-59), 93.0)])
+    reopened = web.get(path(phone="+12025550123"), headers=AUTH).json()
 
     assert first["alert"]["status"] == "sent"
     assert second["alert"]["status"] == "blocked"
     assert "SMS_MAX_PER_HOUR" in second["alert"]["detail"]
-    assert len(twilio.posts) == 1
+    assert reopened["alert"]["status"] == "sent"
+    assert len(twilio.posts) == 2
 
 
 def test_twilio_429_is_retried_and_one_sms_goes_out(make_web, aws, twilio, migrated):
@@ -196,6 +201,14 @@ def test_a_number_twilio_refuses_is_not_tried_on_every_check(
     statuses = [row["status"] for row in store.sends()]
     store.close()
     assert statuses == ["refused", "sent"]
+
+
+def ledger_statuses(url: str) -> list[str]:
+    """Return the status of every ledger row, oldest first."""
+    store = Store(url)
+    statuses = [row["status"] for row in store.sends()]
+    store.close()
+    return statuses
 
 
 class CrashedSend:
@@ -263,9 +276,12 @@ def test_crash_after_twilio_accepted_does_not_send_twice(
     crash.kill_during_send(twilio, "hold")
     restarted = crash.start("second.log")
     try:
+        settled_at_start = ledger_statuses(url)
         after = crash.check()
     finally:
         restarted.stop()
+
+    assert settled_at_start == ["sent"]
 
     assert len(twilio.accepted) == 1
     assert after["alert"]["status"] == "suppressed"
@@ -287,10 +303,13 @@ def test_crash_before_twilio_accepted_sends_after_restart(
     crash.kill_during_send(twilio, "hold-drop")
     restarted = crash.start("second.log")
     try:
+        settled_at_start = ledger_statuses(sqlite_url)
         after = crash.check()
         again = crash.check()
     finally:
         restarted.stop()
+
+    assert settled_at_start == ["failed"]
 
     assert after["alert"]["status"] == "sent"
     assert again["alert"]["status"] == "suppressed"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import signal
+import threading
+import time
 from datetime import datetime
 
 import httpx
@@ -142,15 +144,28 @@ def test_docs_show_the_response_and_error_schemas(web):
     assert "ErrorOut" in spec["components"]["schemas"]
 
 
-def test_sigterm_drains_the_web_process_and_exits_0(env, tmp_path):
-    """Heroku's SIGTERM ends ``python -m bot serve`` cleanly, with exit code 0."""
+def test_sigterm_drains_the_web_process_and_exits_0(env, aws, tmp_path):
+    """Heroku's SIGTERM lets a check in flight finish, then the process exits 0."""
     port = free_port()
+    url = f"http://127.0.0.1:{port}"
     process = BotProcess(["serve"], {**env, "PORT": str(port)}, tmp_path / "web.log")
-    process.wait_for_http(f"http://127.0.0.1:{port}/healthz")
+    process.wait_for_http(url + "/healthz")
+    seed_cpu(aws.upstream, HOT, steady(40.0))
+    aws.delay("GetMetricData", 1.5)
+    answers: list[int] = []
+    caller = threading.Thread(
+        target=lambda: answers.append(
+            httpx.get(url + PATH, headers=AUTH, timeout=30).status_code
+        )
+    )
 
+    caller.start()
+    time.sleep(0.5)
     process.process.send_signal(signal.SIGTERM)
     code = process.process.wait(timeout=30)
+    caller.join(timeout=10)
     process.stop()
 
+    assert answers == [200]
     assert code == 0
     assert "Traceback" not in process.output()

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 
 import pytest
 
@@ -18,8 +16,9 @@ from tests.harness import (
     OTHER_ACCOUNT,
     PHONE,
     ROLE,
-    ROOT,
     SILENT,
+    child_environment,
+    run_bot,
     seed_cpu,
     steady,
 )
@@ -41,19 +40,10 @@ def check(
     """Run ``python -m bot check ARGS`` as a child process and return its outcome."""
     child_env = {
         name: value
-        for name, value in {**os.environ, **env}.items()
+        for name, value in child_environment(env).items()
         if name not in without
     }
-    return subprocess.run(
-        [sys.executable, "-m", "bot", "check", *args],
-        cwd=ROOT,
-        env=child_env,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=60,
-        check=False,
-    )
+    return run_bot(["check", *args], child_env)
 
 
 def complaint(result: subprocess.CompletedProcess[str]) -> str:
@@ -358,7 +348,7 @@ def test_malformed_setting_exits_with_one_line_naming_it(env, aws, name, value):
 
     result = check(broken, ACCOUNT, ROLE, HOT, PHONE)
 
-    assert result.returncode != 0
+    assert result.returncode == 2
     [line] = result.stderr.splitlines()
     assert name in line
     assert result.stdout == ""

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 
 import pytest
 
 from bot.config import ApiToken, load_settings
 from bot.errors import ConfigError
-from tests.harness import ROOT, free_port
+from tests.harness import child_environment, free_port, run_bot
 
 SID = "AC" + "0" * 32
 AUTH_TOKEN = "twilio-auth-0123456789"
@@ -272,23 +270,13 @@ def test_complete_or_unused_twilio_settings_load(env, backend):
 def serve(tmp_path, **settings: str) -> tuple[subprocess.CompletedProcess[str], float]:
     """Start ``python -m bot serve`` and return its outcome and how long it ran."""
     env = {
-        **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'cpubot.db'}",
         "PORT": str(free_port()),
         "SMS_BACKEND": "console",
         **settings,
     }
     started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "serve"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=30,
-        check=False,
-    )
+    result = run_bot(["serve"], child_environment(env), timeout=30)
     return result, time.monotonic() - started
 
 
@@ -306,7 +294,7 @@ def test_serve_stops_at_start_with_one_line_naming_the_variable(tmp_path, name, 
     """The web process refuses to start on a malformed setting, in one short line."""
     result, seconds = serve(tmp_path, **{name: value})
 
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert seconds < 10
     [line] = result.stderr.splitlines()
     assert name in line
@@ -324,7 +312,7 @@ def test_serve_without_twilio_account_sid_stops_naming_it(tmp_path):
         TWILIO_PHONE_NUMBER="",
     )
 
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert seconds < 10
     [line] = [line for line in result.stderr.splitlines() if "TWILIO" in line]
     assert "TWILIO_ACCOUNT_SID" in line

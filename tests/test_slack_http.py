@@ -10,6 +10,7 @@ import pytest
 
 from tests.harness import (
     ACCOUNT,
+    AUTH,
     COOL,
     HOT,
     OTHER_ACCOUNT,
@@ -348,8 +349,10 @@ def test_a_retried_delivery_runs_no_second_check(slack_web, slack, aws, twilio):
     time.sleep(0.3)
 
     assert first.status_code == retry.status_code == 200
-    assert aws.calls["GetMetricData"] == 1
+    assert "Checking" in first.json()["text"]
+    assert retry.content == b""
     assert len(slack.responses) == 1
+    assert len(web.get("/checks", headers=AUTH).json()) == 1
     assert len(twilio.posts) == 1
 
 
@@ -383,6 +386,16 @@ def test_history_lists_the_latest_checks_only_to_the_caller(slack_web, slack, aw
     assert f"Latest checks of {HOT}" in text
     assert "<@U0ALICE>" in text
     assert "92.0 %" in text
+
+
+def test_history_needs_exactly_one_instance(slack_web, slack, aws):
+    """``/cpu history`` without an instance, or with two, is a mistake."""
+    web = slack_web()
+
+    for text in ("history", f"history {HOT} {COOL}"):
+        ack = command(web, slack, text)
+        assert ack.json()["response_type"] == "ephemeral"
+        assert "History needs one instance id" in ack.json()["text"]
 
 
 def test_history_of_an_unknown_instance_says_so(slack_web, slack, aws):

@@ -27,6 +27,7 @@ from bot.slack.command import Help, History, parse
 log = logging.getLogger(__name__)
 
 COMMAND = "/cpu"
+BOT_SCOPES = ("commands", "chat:write")  # the command itself, and replies in channels
 HISTORY_LINES = 10
 LISTENER_THREADS = 64  # each /cpu holds one while AWS answers; Bolt's default is 5
 
@@ -112,7 +113,7 @@ class CpuCommand:
         if not trigger:
             return True
         try:
-            return self._checker.store.first_delivery(f"slack:{trigger}")
+            return self._checker.first_delivery(f"slack:{trigger}")
         except StoreUnavailable:
             log.warning("could not record the Slack delivery; handling it anyway")
             return True
@@ -140,7 +141,6 @@ def build_bolt_app(settings: Settings, checker: Checker) -> App:
         listener_executor=ThreadPoolExecutor(
             max_workers=LISTENER_THREADS, thread_name_prefix="slack-listener"
         ),
-        token=settings.slack_bot_token,
         signing_secret=settings.slack_signing_secret,
         client=client,
         token_verification_enabled=False,
