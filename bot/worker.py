@@ -51,7 +51,8 @@ def run_worker(settings: Settings) -> int:
     signal.signal(signal.SIGINT, request_stop)
 
     try:
-        handler.connect()  # type: ignore[no-untyped-call]  # slack_bolt leaves it untyped
+        # slack_bolt leaves connect() and close() without type hints.
+        handler.connect()  # type: ignore[no-untyped-call]
     except Exception as exc:  # slack_sdk raises several unrelated kinds here
         raise SlackUnavailable(
             f"Slack could not be reached to open Socket Mode ({type(exc).__name__}); "
@@ -61,5 +62,5 @@ def run_worker(settings: Settings) -> int:
     try:
         stop.wait()
     finally:
-        handler.close()  # type: ignore[no-untyped-call]  # as above
+        handler.close()  # type: ignore[no-untyped-call]
     return 0
