@@ -36,7 +36,7 @@ class Alerter:
     def alert(self, request: CheckRequest, reading: Reading) -> Alert:
         """Decide whether this check alerts, and do it."""
         usage, threshold = reading.usage, request.threshold
-        if usage <= threshold:
+        if not reading.above(threshold):
             return Alert(
                 AlertStatus.NOT_NEEDED,
                 f"CPU {usage:.1f} % is not above the {threshold:g} % threshold.",

@@ -26,7 +26,7 @@ from bot.errors import (
 )
 from bot.models import Requester
 from bot.schemas import CheckOut
-from bot.store import migrate
+from bot.store import migrate, migrate_if_local
 from bot.text import summary
 
 log = logging.getLogger(__name__)
@@ -135,8 +135,7 @@ def _check(arguments: argparse.Namespace, settings: Settings) -> int:
         arguments.region,
         arguments.threshold,
     )
-    if settings.database_url.startswith("sqlite"):
-        migrate(settings.database_url)
+    migrate_if_local(settings.database_url)
 
     result = checker.check(request, Requester("cli", getpass.getuser()))
 

@@ -128,7 +128,7 @@ class Checker:
         """Settle SMS left pending by an earlier process; return how many were."""
         try:
             return self.alerts.settle_pending()
-        except (StoreUnavailable, CpuBotError) as exc:
+        except CpuBotError as exc:
             log.warning("could not settle pending SMS at start: %s", exc)
             return 0
 

@@ -59,6 +59,10 @@ class Reading:
         """Return the newest value to one decimal: what is shown and what is decided."""
         return round(self.latest.value, 1)
 
+    def above(self, threshold: float) -> bool:
+        """Return True when the shown usage is strictly above ``threshold``."""
+        return self.usage > threshold
+
     def age_seconds(self, now: datetime) -> int:
         """Return how many seconds old the newest datapoint's period start is."""
         return max(0, int((now - self.latest.time).total_seconds()))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import sys
 import time
@@ -64,16 +63,16 @@ class TwilioSms:
     def send(self, to: str, body: str) -> str:
         """Create the message at Twilio and return its SID, retrying its 429s."""
         deadline = time.monotonic() + self._retry_seconds
-        for attempt in itertools.count(1):
+        pause = RETRY_BASE_SECONDS
+        while True:
             try:
                 return self._create(to, body)
             except SmsFailed as exc:
-                pause = min(RETRY_BASE_SECONDS * 2 ** (attempt - 1), RETRY_MAX_PAUSE)
                 if not exc.retryable or time.monotonic() + pause > deadline:
                     raise
                 log.warning("twilio throttled the SMS; retrying in %.1f s", pause)
                 time.sleep(pause)
-        raise AssertionError("unreachable")  # pragma: no cover
+                pause = min(pause * 2, RETRY_MAX_PAUSE)
 
     def find(self, to: str, body: str, since: datetime) -> str | None:
         """Ask Twilio whether a message with this body went to ``to`` since then."""

@@ -28,7 +28,7 @@ def age(seconds: int) -> str:
 def summary(result: CheckResult) -> str:
     """Return a few readable lines describing a check and its alert."""
     request, reading = result.request, result.reading
-    above = result.cpu_usage > request.threshold
+    above = reading.above(request.threshold)
     lines = [
         f"{request.instance_id} in {request.account_id} ({request.region})",
         f"CPU {result.cpu_usage:.1f} %  {reading.statistic} over "

@@ -11,14 +11,13 @@ import uvicorn
 
 from bot.api import create_app
 from bot.config import Settings
-from bot.store import migrate
+from bot.store import migrate_if_local
 
 
 def serve(settings: Settings, *, port: int | None = None) -> None:
     """Serve the API on ``HOST``:``PORT`` until SIGTERM or Ctrl-C, then drain."""
     app = create_app(settings)
-    if settings.database_url.startswith("sqlite"):
-        migrate(settings.database_url)
+    migrate_if_local(settings.database_url)
 
     config = uvicorn.Config(
         app,

@@ -13,7 +13,7 @@ from bot.config import Settings
 from bot.core import build_checker
 from bot.errors import ConfigError, SlackUnavailable
 from bot.slack.app import build_bolt_app
-from bot.store import migrate
+from bot.store import migrate_if_local
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,7 @@ def run_worker(settings: Settings) -> int:
         )
 
     checker = build_checker(settings)
-    if settings.database_url.startswith("sqlite"):
-        migrate(settings.database_url)
+    migrate_if_local(settings.database_url)
     checker.settle_pending()
     handler = SocketModeHandler(
         build_bolt_app(settings, checker), settings.slack_app_token

@@ -46,6 +46,7 @@ __all__ = [
     "UtcDateTime",
     "metadata",
     "migrate",
+    "migrate_if_local",
 ]
 
 log = logging.getLogger(__name__)
@@ -436,14 +437,18 @@ def migrate(url: str, attempts: int = 3) -> str:
     Processes starting together on one SQLite file may race to migrate it; the
     loser tries again, and finds the work done.
     """
-    for attempt in range(1, attempts + 1):
+    for attempt in range(1, attempts):
         try:
             return _upgrade(url)
         except StoreUnavailable:
-            if attempt == attempts:
-                raise
             time.sleep(0.5 * attempt)
-    raise AssertionError("unreachable")  # pragma: no cover
+    return _upgrade(url)
+
+
+def migrate_if_local(url: str) -> None:
+    """Migrate a local SQLite file at start; Postgres is migrated by the release."""
+    if url.startswith("sqlite"):
+        migrate(url)
 
 
 def _upgrade(url: str) -> str:
